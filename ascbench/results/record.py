@@ -1,0 +1,108 @@
+"""The run record: one JSON document per (system, data set, fraction, seed, profile).
+
+Modelled on lm-evaluation-harness result files: the numbers and everything needed to know where
+they came from. Records are the only source of leaderboards. Units are fixed here so nobody has
+to guess: accuracies are fractions in [0, 1]; ``attenuation_pct`` is (seen - unseen) / seen x 100;
+``attenuation_points`` is (seen - unseen) x 100; sizes are bytes unless the name says kB
+(1 kB = 1,000 B).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = "ascbench.record/1"
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What makes two runs the same run (a record with this key is not repeated)."""
+
+    system: str
+    dataset: str
+    dataset_fingerprint: str
+    fraction: float
+    seed: int
+    profile: str
+
+    def slug(self) -> str:
+        """A file-system-safe relative path for this run's record."""
+        pct = int(round(self.fraction * 100))
+        return f"{self.dataset}-{self.dataset_fingerprint}/{self.system}/split{pct}/{self.profile}/seed{self.seed}"
+
+
+@dataclass
+class Metrics:
+    """Test-set metrics of one run (DESIGN §5)."""
+
+    accuracy: float
+    """Macro class-wise accuracy: the mean over classes of per-class recall (DCASE's ranking metric)."""
+    accuracy_ci95: tuple[float, float]
+    per_device: dict[str, float | None]
+    """Macro class-wise accuracy per device; None for a device with no test clips."""
+    per_class: dict[str, float | None]
+    seen_accuracy: float | None
+    unseen_accuracy: float | None
+    attenuation_pct: float | None
+    attenuation_points: float | None
+    log_loss: float
+    confusion_matrix: list[list[int]]
+    """Rows: true class, columns: predicted class, in SCENES order."""
+    n_test: int
+
+
+@dataclass
+class Complexity:
+    """Complexity of the deployable model for one 1-second clip of its own frontend."""
+
+    params: int
+    macs: int
+    input_shape: list[int]
+    param_memory_kb_int8: float
+    param_memory_kb_fp16: float
+    int8_artifact_bytes: int | None = None
+    int8_agreement: float | None = None
+    """Fraction of test clips on which the int8 model predicts the float model's class."""
+    within_dcase_limits: bool | None = None
+    uncounted_ops: list[str] = field(default_factory=list)
+    """Operators the MAC counter could not count (reported, never silently zero)."""
+
+
+@dataclass
+class Record:
+    """One run's result; serialised with :meth:`to_json_dict`."""
+
+    key: RunKey
+    system: dict[str, Any]
+    """name, family, reference, description, frontend."""
+    metrics: Metrics
+    complexity: Complexity
+    timings: dict[str, float]
+    """Seconds: train_s, eval_s, total_s (and per-stage entries where a recipe has stages)."""
+    provenance: dict[str, Any]
+    """ascbench_version, git_commit, git_dirty, python, packages, device, config_hash, config,
+    started_utc, finished_utc, command."""
+    predictions_file: str | None = None
+    """Compressed per-clip predictions beside the record (relative name), if written."""
+    schema: str = SCHEMA
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> "Record":
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"unsupported record schema {data.get('schema')!r}; expected {SCHEMA!r}")
+        metrics = dict(data["metrics"])
+        metrics["accuracy_ci95"] = tuple(metrics["accuracy_ci95"])
+        return cls(
+            key=RunKey(**data["key"]),
+            system=data["system"],
+            metrics=Metrics(**metrics),
+            complexity=Complexity(**data["complexity"]),
+            timings=data["timings"],
+            provenance=data["provenance"],
+            predictions_file=data.get("predictions_file"),
+            schema=data["schema"],
+        )
