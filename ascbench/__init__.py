@@ -1,7 +1,33 @@
 """ascbench: a benchmark harness for low-complexity, device-robust acoustic scene classification.
 
-The public API that plugins may depend on is re-exported here as it lands; ``ascbench``
-itself never imports a plugin by name.
+The public API that plugins may depend on is what this module exports; ``ascbench`` itself
+never imports a plugin by name, it discovers them. Attributes load lazily so that light
+commands (``ascbench data check``) don't pay for importing torch.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "register_system": "ascbench.systems",
+    "SystemSpec": "ascbench.systems",
+    "discover": "ascbench.systems",
+    "BaselineMel": "ascbench.features.frontends",
+    "KaldiFbank": "ascbench.features.frontends",
+    "RawWaveform": "ascbench.features.frontends",
+    "Frontend": "ascbench.features.frontends",
+    "SCENES": "ascbench.data.layout",
+    "DEVICES": "ascbench.data.layout",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'ascbench' has no attribute {name!r}")

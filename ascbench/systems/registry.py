@@ -1,0 +1,248 @@
+"""The system registry: ``@register_system`` and plugin discovery.
+
+Systems come from three places, all discovered, none imported by name: the ``baselines``
+package and third-party packages declared in the ``ascbench.systems`` entry-point group, and
+``.py`` files or packages dropped into a ``submissions/`` folder. A plugin that fails to import,
+registers a name twice, or builds a model with the wrong output is reported with its origin and
+skipped; every other system stays usable, because one broken submission must not take a whole
+benchmark down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import pkgutil
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from ascbench.features.frontends import BaselineMel, Frontend
+from ascbench.systems.spec import SystemSpec
+
+ENTRY_POINT_GROUP = "ascbench.systems"
+SUBMISSIONS_ENV = "ASCBENCH_SUBMISSIONS"
+
+
+class SystemLoadError(Exception):
+    """A system cannot be used (unknown, or broken); the message names the plugin."""
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    origin: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.message}"
+
+
+@dataclass
+class Registry:
+    """Registered systems by name, plus the problems met while discovering them."""
+
+    systems: dict[str, SystemSpec] = field(default_factory=dict)
+    problems: list[PluginProblem] = field(default_factory=list)
+    _origin: str = "<direct>"
+
+    def add(self, spec: SystemSpec) -> None:
+        existing = self.systems.get(spec.name)
+        if existing is not None:
+            self.problems.append(
+                PluginProblem(
+                    spec.origin,
+                    f"system {spec.name!r} is already registered by {existing.origin}; this second "
+                    "registration is ignored (rename one of them)",
+                )
+            )
+            return
+        self.systems[spec.name] = spec
+
+    def names(self) -> list[str]:
+        return sorted(self.systems)
+
+    def get(self, name: str) -> SystemSpec:
+        try:
+            return self.systems[name]
+        except KeyError:
+            known = ", ".join(self.names()) or "none"
+            broken = [p for p in self.problems if name in p.message or name in p.origin]
+            hint = f" (plugin problem: {broken[0]})" if broken else ""
+            raise SystemLoadError(f"unknown system {name!r}{hint}; registered systems: {known}") from None
+
+    def select(self, models: str) -> list[SystemSpec]:
+        """``all`` or a comma-separated list of names -> specs, in the order given."""
+        if models.strip() == "all":
+            return [self.systems[n] for n in self.names()]
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        if not names:
+            raise SystemLoadError("no system named: give --models all or a comma-separated list")
+        return [self.get(n) for n in names]
+
+
+_ACTIVE: list[Registry] = [Registry()]
+
+
+def register_system(
+    name: str,
+    *,
+    frontend: Frontend | None = None,
+    family: str = "submission",
+    description: str = "",
+    reference: str = "",
+    paper_label: str = "",
+    recipe: Any = None,
+    load: Callable[[Path], nn.Module] | None = None,
+    n_classes: int = 10,
+) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
+    """Register a model factory as a system (the factory is returned unchanged, as in timm).
+
+    ``frontend`` defaults to the DCASE 2024 baseline log-mel; ``recipe`` to the supervised recipe.
+    """
+
+    def decorator(factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+        registry = _ACTIVE[-1]
+        origin = registry._origin if registry._origin != "<direct>" else getattr(factory, "__module__", "<direct>")
+        registry.add(
+            SystemSpec(
+                name=name,
+                build_model=factory,
+                frontend=frontend if frontend is not None else BaselineMel(),
+                family=family,  # type: ignore[arg-type]
+                description=description or (factory.__doc__ or "").strip().split("\n")[0],
+                reference=reference,
+                paper_label=paper_label,
+                recipe=recipe,
+                load=load,
+                n_classes=n_classes,
+                origin=origin,
+            )
+        )
+        return factory
+
+    return decorator
+
+
+def discover(submissions: Path | str | None = None, *, entry_points: bool = True) -> Registry:
+    """Build a fresh registry from the entry-point plugins and a submissions folder.
+
+    ``submissions`` defaults to ``$ASCBENCH_SUBMISSIONS``, else ``./submissions`` and the
+    ``submissions/`` folder of the ascbench checkout (when installed from one).
+    """
+    registry = Registry()
+    _ACTIVE.append(registry)
+    try:
+        if entry_points:
+            for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                _load_plugin(registry, f"entry point {ep.name!r} ({ep.value})", lambda ep=ep: ep.load())
+        for folder in submission_folders(submissions):
+            for path in sorted(folder.iterdir()):
+                if path.name.startswith(("_", ".")):
+                    continue
+                if path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").exists()):
+                    _load_plugin(registry, f"submission {path}", lambda path=path: _import_path(path))
+    finally:
+        _ACTIVE.pop()
+    return registry
+
+
+def submission_folders(submissions: Path | str | None = None) -> list[Path]:
+    """The folders searched for dropped-in submissions, existing ones only, without repeats."""
+    if submissions is not None:
+        candidates = [Path(submissions)]
+    elif os.environ.get(SUBMISSIONS_ENV):
+        candidates = [Path(p) for p in os.environ[SUBMISSIONS_ENV].split(os.pathsep) if p]
+    else:
+        candidates = [Path.cwd() / "submissions", Path(__file__).resolve().parents[2] / "submissions"]
+    seen: list[Path] = []
+    for c in candidates:
+        c = c.expanduser().resolve()
+        if c.is_dir() and c not in seen:
+            seen.append(c)
+    return seen
+
+
+def _load_plugin(registry: Registry, origin: str, load: Callable[[], Any]) -> None:
+    before = dict(registry.systems)
+    previous, registry._origin = registry._origin, origin
+    try:
+        loaded = load()
+        if isinstance(loaded, ModuleType) and hasattr(loaded, "__path__"):
+            for info in pkgutil.iter_modules(loaded.__path__, loaded.__name__ + "."):
+                importlib.import_module(info.name)
+        elif callable(loaded) and not isinstance(loaded, ModuleType):
+            loaded()  # an entry point may name a function that registers systems
+    except Exception as exc:  # a broken plugin must not break the others
+        registry.systems = before
+        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        where = f" at {last.filename}:{last.lineno}" if last else ""
+        registry.problems.append(PluginProblem(origin, f"failed to import: {type(exc).__name__}: {exc}{where}"))
+    finally:
+        registry._origin = previous
+
+
+def _import_path(path: Path) -> ModuleType:
+    module_name = f"ascbench_submissions.{path.stem.replace('-', '_')}"
+    if path.is_dir():
+        spec = importlib.util.spec_from_file_location(
+            module_name, path / "__init__.py", submodule_search_locations=[str(path)]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def validate_system(spec: SystemSpec) -> nn.Module:
+    """Build the deployable model and check one clip gives ``[1, n_classes]`` scores.
+
+    Returns the built model; raises :class:`SystemLoadError` naming the plugin otherwise, so a bad
+    submission fails before any training time is spent on it.
+    """
+    try:
+        model = spec.build_model()
+    except Exception as exc:
+        raise SystemLoadError(f"{spec.name} ({spec.origin}): build_model() failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise SystemLoadError(f"{spec.name} ({spec.origin}): build_model() returned {type(model).__name__}, expected an nn.Module")
+    shape = model_input_shape(spec)
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(shape))
+    except Exception as exc:
+        raise SystemLoadError(
+            f"{spec.name} ({spec.origin}): forward pass on a {list(shape)} input failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, spec.n_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SystemLoadError(
+            f"{spec.name} ({spec.origin}): model output has shape {got} for one clip; expected (1, {spec.n_classes})"
+        )
+    return model
+
+
+def model_input_shape(spec: SystemSpec, batch: int = 1) -> tuple[int, ...]:
+    """Input shape of the deployable model: [B, 1, F, T] for spectrograms, [B, samples] for waveforms."""
+    feat = spec.frontend.output_shape()
+    return (batch, *feat) if len(feat) == 1 else (batch, 1, *feat)
+
+
+def iter_specs(registry: Registry) -> Iterator[SystemSpec]:
+    yield from (registry.systems[n] for n in registry.names())
