@@ -69,6 +69,7 @@ def check_dataset(root: Path | str, progress: bool = True, audio: bool = True) -
     audio_checked = audio and tables.meta is not None
     if audio_checked:
         problems += audio_problems(root, tables.meta_names, progress=progress)
+    problems = _in_file_order(problems, tables)
     by_device, by_class, recordings = _summary(tables)
     clip_count = 0 if tables.meta is None else len(tables.meta)
     return CheckReport(
@@ -138,6 +139,16 @@ def _header_problems(root: Path, filenames: list[str]) -> list[Problem]:
                 Problem(filename, None, f"length {info.frames} samples; expected {CLIP_SAMPLES} (1 s at {SAMPLE_RATE} Hz)")
             )
     return problems
+
+
+def _in_file_order(problems: list[Problem], tables: Tables) -> list[Problem]:
+    """meta.csv, then the split and test files, then audio files by name; by line within a file.
+
+    A reader fixing things top to bottom then meets, for instance, a wrong label in meta.csv
+    before the split-file complaints it causes.
+    """
+    rank = {relative: i for i, relative in enumerate(tables.paths.values())}
+    return sorted(problems, key=lambda p: (rank.get(p.path, len(rank)), "" if p.path in rank else p.path, p.line or 0))
 
 
 def _progress(enabled: bool) -> Progress:
