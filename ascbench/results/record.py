@@ -42,6 +42,7 @@ class Metrics:
     per_device: dict[str, float | None]
     """Macro class-wise accuracy per device; None for a device with no test clips."""
     per_class: dict[str, float | None]
+    """Recall per scene; None for a class with no test clips (left out of every macro mean)."""
     seen_accuracy: float | None
     unseen_accuracy: float | None
     attenuation_pct: float | None
@@ -82,7 +83,8 @@ class Record:
     """Seconds: train_s, eval_s, total_s (and per-stage entries where a recipe has stages)."""
     provenance: dict[str, Any]
     """ascbench_version, git_commit, git_dirty, python, packages, device, config_hash, config,
-    started_utc, finished_utc, command."""
+    started_utc, finished_utc, command; also hostname and torch_threads. Filled by
+    :func:`ascbench.results.provenance.collect` (times: ISO-8601 UTC)."""
     predictions_file: str | None = None
     """Compressed per-clip predictions beside the record (relative name), if written."""
     schema: str = SCHEMA
