@@ -14,7 +14,8 @@ Channel counts are rounded to multiples of 8. Every conv is followed by BN and h
 conv-BN(-ReLU) triples are fusable (int8 conversion, inference) and nothing in the forward pass
 depends on the memory format (channels-last works unchanged).
 
-Not registered as a system here: this module only builds networks.
+Registered as the system ``cp-mobile`` [BASE_I in the seed paper], trained by the default
+supervised recipe on the baseline log-mel.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from timm.layers import make_divisible
 from torch import nn
+
+from ascbench import BaselineMel, register_system
 
 Stride = tuple[int, int]
 
@@ -158,6 +161,14 @@ def cp_mobile(
     )
 
 
+@register_system(
+    "cp-mobile",
+    frontend=BaselineMel(),
+    family="baseline",
+    paper_label="BASE_I",
+    description="CP-Mobile, the DCASE 2024 Task 1 baseline network (61,148 params, 29.4 M MACs)",
+    reference="Schmid et al., DCASE 2023/2024 CP-JKU; DCASE 2024 Task 1 baseline (cpjku/dcase2024_task1_baseline)",
+)
 def cp_mobile_dcase2024(n_classes: int = 10) -> CPMobile:
     """The DCASE 2024 Task 1 baseline: 61,148 parameters, 29,419,156 MACs at 1 x 1 x 256 x 65."""
     return cp_mobile(n_classes=n_classes)

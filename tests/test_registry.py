@@ -84,3 +84,12 @@ def test_template_registers_once_copied(tmp_path: Path) -> None:
     registry = discover(submissions=tmp_path, entry_points=False)
     model = validate_system(registry.get("my-system"))
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_discovering_twice_in_one_process_finds_the_same_systems(tmp_path: Path) -> None:
+    _write(tmp_path, "twice.py", GOOD.format(name="twice", classes=10))
+    first = discover(submissions=tmp_path)
+    second = discover(submissions=tmp_path)
+    assert first.names() == second.names()
+    assert {"efficientnet-b0", "twice"} <= set(second.names())
+    assert not second.problems

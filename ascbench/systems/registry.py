@@ -17,7 +17,7 @@ import os
 import pkgutil
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator
@@ -89,6 +89,9 @@ class Registry:
 
 
 _ACTIVE: list[Registry] = [Registry()]
+_BY_MODULE: dict[str, list[SystemSpec]] = {}
+"""Specs each imported module registered: Python imports a module once per process, so a later
+:func:`discover` replays them instead of finding an already-imported plugin empty."""
 
 
 def register_system(
@@ -111,8 +114,7 @@ def register_system(
     def decorator(factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
         registry = _ACTIVE[-1]
         origin = registry._origin if registry._origin != "<direct>" else getattr(factory, "__module__", "<direct>")
-        registry.add(
-            SystemSpec(
+        spec = SystemSpec(
                 name=name,
                 build_model=factory,
                 frontend=frontend if frontend is not None else BaselineMel(),
@@ -125,7 +127,8 @@ def register_system(
                 n_classes=n_classes,
                 origin=origin,
             )
-        )
+        _BY_MODULE.setdefault(getattr(factory, "__module__", "<direct>"), []).append(spec)
+        registry.add(spec)
         return factory
 
     return decorator
@@ -174,10 +177,16 @@ def _load_plugin(registry: Registry, origin: str, load: Callable[[], Any]) -> No
     before = dict(registry.systems)
     previous, registry._origin = registry._origin, origin
     try:
+        fresh = {name for name in _BY_MODULE}
         loaded = load()
+        if isinstance(loaded, ModuleType):
+            _replay(registry, loaded.__name__, fresh)
         if isinstance(loaded, ModuleType) and hasattr(loaded, "__path__"):
             for info in pkgutil.iter_modules(loaded.__path__, loaded.__name__ + "."):
+                already = info.name in sys.modules
                 importlib.import_module(info.name)
+                if already:
+                    _replay(registry, info.name, fresh)
         elif callable(loaded) and not isinstance(loaded, ModuleType):
             loaded()  # an entry point may name a function that registers systems
     except Exception as exc:  # a broken plugin must not break the others
@@ -187,6 +196,15 @@ def _load_plugin(registry: Registry, origin: str, load: Callable[[], Any]) -> No
         registry.problems.append(PluginProblem(origin, f"failed to import: {type(exc).__name__}: {exc}{where}"))
     finally:
         registry._origin = previous
+
+
+def _replay(registry: Registry, module: str, before: set[str]) -> None:
+    """Re-add the specs of a module imported by an earlier discovery (not by this one)."""
+    if module not in before:
+        return
+    for spec in _BY_MODULE.get(module, []):
+        if registry.systems.get(spec.name) is not spec:
+            registry.add(replace(spec, origin=registry._origin))
 
 
 def _import_path(path: Path) -> ModuleType:
@@ -200,6 +218,7 @@ def _import_path(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
+    _BY_MODULE.pop(module_name, None)  # executed afresh: its old registrations are stale
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
