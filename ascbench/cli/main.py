@@ -7,7 +7,10 @@ import typer
 from ascbench import __version__
 from ascbench.cli import complexity as complexity_cli
 from ascbench.cli import data as data_cli
+from ascbench.cli import export as export_cli
 from ascbench.cli import results as results_cli
+from ascbench.cli import run as run_cli
+from ascbench.cli import systems as systems_cli
 
 app = typer.Typer(
     name="ascbench",
@@ -19,8 +22,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data")
+run_cli.register(app)
+systems_cli.register(app)
 complexity_cli.register(app)
 results_cli.register(app)
+export_cli.register(app)
 
 
 def _version(value: bool) -> None:
