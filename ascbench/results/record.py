@@ -87,6 +87,11 @@ class Record:
     :func:`ascbench.results.provenance.collect` (times: ISO-8601 UTC)."""
     predictions_file: str | None = None
     """Compressed per-clip predictions beside the record (relative name), if written."""
+    artifacts: dict[str, str] = field(default_factory=dict)
+    """Files the run produced, relative to the ascbench home: ``model`` (trained float weights,
+    what ``--checkpoint`` and ``ascbench predict`` load), ``int8`` (the quantized artifact)."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """What the recipe wants on record: epochs run, reused teacher stages, teacher accuracy."""
     schema: str = SCHEMA
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -106,5 +111,7 @@ class Record:
             timings=data["timings"],
             provenance=data["provenance"],
             predictions_file=data.get("predictions_file"),
+            artifacts=data.get("artifacts", {}),
+            notes=data.get("notes", {}),
             schema=data["schema"],
         )
