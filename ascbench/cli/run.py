@@ -1,9 +1,132 @@
-"""``ascbench run``."""
+"""``ascbench run``: train (or load) systems under one split and record them."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from ascbench.cli.common import HomeOption, console, fail
+from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
+
+EXECUTORS = ("local", "ray")
+ABLATABLE = ("fms", "adir", "front", "hier", "qat")
+
+
+def parse_fractions(value: str) -> list[float]:
+    """``0.25``, ``25``, ``0.1,0.25`` or ``all`` (the five official splits)."""
+    if value.strip() == "all":
+        return sorted(FRACTION_SPLITS)
+    return [parse_fraction(part.strip()) for part in value.split(",") if part.strip()]
+
+
+def parse_seeds(value: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {value!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if not seeds:
+        raise ValueError("--seeds: give at least one seed")
+    return seeds
+
+
+def parse_ablate(value: str | None) -> frozenset[str]:
+    names = frozenset(part.strip() for part in (value or "").split(",") if part.strip())
+    unknown = sorted(names - set(ABLATABLE))
+    if unknown:
+        raise ValueError(f"--ablate {','.join(unknown)}: unknown component; choose from {', '.join(ABLATABLE)}")
+    return names
+
+
+def run(
+    models: Annotated[str, typer.Option("--models", "-m", help="'all' (every registered system) or a comma-separated list of names; see `ascbench systems`.")] = "all",
+    fraction: Annotated[str, typer.Option("--fraction", "-f", help="Training split: 0.05, 0.1, 0.25, 0.5, 1.0 (or 5..100), a comma-separated list, or 'all' for the five official splits.")] = "0.25",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each seed is a separate run and record.")] = "0",
+    data: Annotated[Optional[str], typer.Option("--data", help="A TAU22-layout directory, or synth-tau22 (default: the small synthetic set, generated if missing), synth-tau22-tiny|small|medium.")] = None,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Training profile: smoke (seconds, tests), quick (CPU default, minutes), dcase (official 150-epoch recipe, for a GPU).")] = "quick",
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA with mixed precision if present, else CPU), cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Rerun runs whose complete record already exists.")] = False,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Evaluate these trained weights instead of training (one system only).")] = None,
+    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher: HF-format HuBERT directory or BEATs .pt checkpoint, instead of self-supervised pre-training.")] = None,
+    ablate: Annotated[Optional[str], typer.Option("--ablate", help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray task per run; pip install 'ascbench[ray]').")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
+    cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", help="Ray: CPUs requested by each run.")] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", help="Ray: GPUs requested by each run.")] = 0.0,
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins (default: $ASCBENCH_SUBMISSIONS, ./submissions).")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars (logs, CI).")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Train (or load) each system under the same split and seeds, evaluate it on test.csv, and
+    write one record per run; then print the leaderboard of what ran.
+
+    A run whose complete record exists is skipped (rerunning the same command takes seconds);
+    an interrupted run resumes from its last epoch checkpoint.
+    """
+    from ascbench.data.resolve import resolve_data
+    from ascbench.runner.grid import build_requests, run_grid
+    from ascbench.systems.registry import SystemLoadError, discover
+
+    if executor not in EXECUTORS:
+        fail(f"--executor {executor!r}: choose from {', '.join(EXECUTORS)}")
+    try:
+        fractions = parse_fractions(fraction)
+        seed_list = parse_seeds(seeds)
+        ablations = parse_ablate(ablate)
+        registry = discover(submissions)
+        specs = registry.select(models)
+    except (ValueError, SystemLoadError) as error:
+        fail(str(error))
+    for problem in registry.problems:
+        console.print(f"[yellow]plugin problem:[/] {problem}")
+    if checkpoint is not None and len(specs) != 1:
+        fail("--checkpoint loads one system's weights: name exactly one system with --models")
+    try:
+        data_root = resolve_data(data, home, progress=not no_progress)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+
+    requests = build_requests(
+        [s.name for s in specs],
+        data_root,
+        fractions,
+        seed_list,
+        profile=profile,
+        device=device,
+        home=home,
+        force=force,
+        checkpoint=checkpoint,
+        teacher_checkpoint=teacher_checkpoint,
+        ablate=ablations,
+        submissions=submissions,
+        command=tuple(["ascbench", *sys.argv[1:]]),
+    )
+    try:
+        outcomes = run_grid(
+            requests,
+            executor=executor,
+            registry=registry,
+            progress=not no_progress,
+            console=console,
+            ray_address=ray_address,
+            cpus_per_run=cpus_per_run,
+            gpus_per_run=gpus_per_run,
+        )
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted:[/] finished runs are recorded; the same command resumes the rest.")
+        raise typer.Exit(130)
+    except (ValueError, ImportError) as error:
+        fail(str(error))
+    failed = [o for o in outcomes if o.error]
+    from ascbench.runner.summary import print_summary
+
+    print_summary(outcomes, console)
+    if failed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    """Add ``run`` to the main app."""
+    app.command("run")(run)

@@ -1,9 +1,47 @@
-"""``ascbench systems``."""
+"""``ascbench systems``: what is registered, where it came from, and how big it is."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+from rich.table import Table
+
+from ascbench.cli.common import console
+
+
+def systems(
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins (default: $ASCBENCH_SUBMISSIONS, ./submissions).")] = None,
+    no_complexity: Annotated[bool, typer.Option("--no-complexity", help="Skip building each model to count params and MACs.")] = False,
+) -> None:
+    """List every registered system (baselines/, submissions/, entry points) with its family,
+    reference, frontend, params and MACs per 1-s clip; plugins that failed to load are listed
+    with the reason, and every other system stays usable."""
+    from ascbench.evaluation.complexity import measure_complexity
+    from ascbench.systems.registry import SystemLoadError, discover, model_input_shape, validate_system
+
+    registry = discover(submissions)
+    table = Table(title="Registered systems")
+    for column in ("name", "family", "paper", "frontend", "params", "MACs", "reference", "origin"):
+        table.add_column(column, justify="right" if column in ("params", "MACs") else "left", overflow="fold")
+    broken: list[str] = []
+    for name in registry.names():
+        spec = registry.get(name)
+        params = macs = "—"
+        if not no_complexity:
+            try:
+                report = measure_complexity(validate_system(spec), model_input_shape(spec))
+                params, macs = f"{report.params:,}", f"{report.macs:,}"
+            except SystemLoadError as error:
+                broken.append(str(error))
+                params = macs = "[red]broken[/]"
+        table.add_row(spec.name, spec.family, spec.paper_label or "", spec.frontend.name, params, macs, spec.reference, spec.origin)
+    console.print(table)
+    for problem in [*map(str, registry.problems), *broken]:
+        console.print(f"[yellow]plugin problem:[/] {problem}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    """Add ``systems`` to the main app."""
+    app.command("systems")(systems)

@@ -1,0 +1,28 @@
+"""Turn a ``--data`` value into a data set directory: a path, or a name of the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SYNTH_NAME = "synth-tau22"
+DEFAULT_SYNTH_SIZE = "small"
+
+
+def resolve_data(data: str | Path | None, home: Path | str | None = None, progress: bool = True) -> Path:
+    """``None``/``synth-tau22`` → the small synthetic set (generated on first use);
+    ``synth-tau22-<size>`` → that size; anything else must be a TAU22-layout directory."""
+    from ascbench.data.synth import ensure_synth  # generating is the exception, not the rule
+
+    name = SYNTH_NAME if data is None else str(data)
+    if name == SYNTH_NAME:
+        return ensure_synth(size=DEFAULT_SYNTH_SIZE, seed=0, home=home, progress=progress)
+    if name.startswith(SYNTH_NAME + "-") and not Path(name).exists():
+        size = name[len(SYNTH_NAME) + 1 :]
+        return ensure_synth(size=size, seed=0, home=home, progress=progress)
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"--data {name}: no such directory; give a TAU22-layout directory (with meta.csv) "
+            f"or {SYNTH_NAME} / {SYNTH_NAME}-tiny|small|medium for the embedded synthetic set"
+        )
+    return path

@@ -1,0 +1,201 @@
+"""Execute one run: data → features → model → recipe → evaluation → complexity → record.
+
+This is the only place that strings the stages together, so the local and the Ray executor
+produce identical records: both call :func:`execute_run`. A run writes its record last; if
+anything fails or the user interrupts, no record exists and the next identical command resumes
+from the training checkpoints in the run's work directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ascbench.data.dataset import Dataset, DataSplit
+from ascbench.data.reader import load_dataset, load_split
+from ascbench.evaluation.complexity import measure_complexity
+from ascbench.evaluation.metrics import evaluate
+from ascbench.evaluation.predictions import ClipPredictions
+from ascbench.evaluation.quantize import int8_agreement, quantize_int8
+from ascbench.features.cache import CachedFeatures, load_features
+from ascbench.paths import checkpoints_dir, resolve_home
+from ascbench.recipes.base import RecipeContext, RecipeResult
+from ascbench.recipes.supervised import SupervisedRecipe
+from ascbench.results.provenance import clock, collect
+from ascbench.results.record import Record, RunKey
+from ascbench.results.store import ResultsStore
+from ascbench.runner.request import RunOutcome, RunRequest
+from ascbench.systems.checkpoint import load_trained_model, save_trained_model
+from ascbench.systems.registry import Registry, discover, model_input_shape, validate_system
+from ascbench.systems.spec import SystemSpec
+from ascbench.training import predict, resolve_device
+
+CALIBRATION_CLIPS = 128
+"""Training clips used to calibrate int8 activation ranges (never test clips)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's numbers; its hash goes into the record's provenance."""
+
+    system: str
+    dataset: str
+    dataset_fingerprint: str
+    fraction: float
+    seed: int
+    profile: str
+    recipe: str
+    recipe_config: object
+    ablate: tuple[str, ...]
+    checkpoint: str | None
+    teacher_checkpoint: str | None
+
+
+def run_key(request: RunRequest, dataset: Dataset) -> RunKey:
+    return RunKey(request.system, dataset.name, dataset.fingerprint, request.fraction, request.seed, request.profile)
+
+
+def execute_run(
+    request: RunRequest,
+    *,
+    registry: Registry | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunOutcome:
+    """Run ``request`` unless its complete record exists (and ``force`` is off)."""
+    home = resolve_home(request.home)
+    store = ResultsStore(home)
+    dataset = load_dataset(request.data_root)
+    key = run_key(request, dataset)
+    if store.exists(key) and not request.force:
+        return RunOutcome(request, store.read(key), store.record_path(key), skipped=True)
+
+    registry = registry if registry is not None else discover(request.submissions)
+    spec = registry.get(request.system)
+    split = load_split(dataset, request.fraction)
+    device = resolve_device(request.device)
+    recipe = spec.recipe if spec.recipe is not None else SupervisedRecipe()
+    config = RunConfig(
+        system=spec.name,
+        dataset=dataset.name,
+        dataset_fingerprint=dataset.fingerprint,
+        fraction=request.fraction,
+        seed=request.seed,
+        profile=request.profile,
+        recipe=recipe.name,
+        recipe_config=recipe.config(request.profile),
+        ablate=tuple(sorted(request.ablate)),
+        checkpoint=str(request.checkpoint) if request.checkpoint else None,
+        teacher_checkpoint=str(request.teacher_checkpoint) if request.teacher_checkpoint else None,
+    )
+    provenance = collect(config, list(request.command) or None)
+    run_dir = checkpoints_dir(home) / key.slug()
+    timings: dict[str, float] = {}
+
+    with clock(provenance) as run_clock:
+        started = time.perf_counter()
+        features = load_features(dataset, spec.frontend, home=home, progress=progress)
+        timings["features_s"] = time.perf_counter() - started
+
+        torch.manual_seed(request.seed)  # the initial weights are part of what the seed decides
+        model = validate_system(spec)
+        if request.checkpoint is not None:
+            model = load_trained_model(spec, request.checkpoint)
+            result = RecipeResult(model=model, notes={"loaded_checkpoint": str(request.checkpoint)})
+        else:
+            ctx = RecipeContext(
+                spec=spec,
+                split=split,
+                features=features,
+                profile=request.profile,
+                seed=request.seed,
+                device=device,
+                workdir=run_dir / "train",
+                home=home,
+                ablate=frozenset(request.ablate),
+                progress=progress,
+                log=log,
+                extra={"teacher_checkpoint": request.teacher_checkpoint},
+            )
+            started = time.perf_counter()
+            result = recipe.fit(model, ctx)
+            timings["train_s"] = time.perf_counter() - started
+            timings.update(result.stage_seconds)
+        model = result.model.to("cpu").eval()
+
+        started = time.perf_counter()
+        predictions = predict_test(model, features, split, device)
+        metrics = evaluate(predictions)
+        timings["eval_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        complexity, artifacts = measure_deployable(spec, model, result, features, split, run_dir, home)
+        timings["complexity_s"] = time.perf_counter() - started
+
+        model_path = save_trained_model(model, spec, run_dir / "model.pt", meta={"run": key.slug()})
+        artifacts["model"] = str(model_path.relative_to(home))
+    timings["total_s"] = run_clock.elapsed_s or 0.0
+
+    record = Record(
+        key=key,
+        system=spec.summary(),
+        metrics=metrics,
+        complexity=complexity,
+        timings={k: round(v, 3) for k, v in timings.items()},
+        provenance=provenance,
+        artifacts=artifacts,
+        notes=dict(result.notes),
+    )
+    path = store.write(record, predictions)
+    return RunOutcome(request, store.read(key), path)
+
+
+def predict_test(model: nn.Module, features: CachedFeatures, split: DataSplit, device: torch.device) -> ClipPredictions:
+    """Logits of every test clip, in test.csv order."""
+    filenames = tuple(c.filename for c in split.test)
+    logits = predict(model, features, features.rows(filenames), device=device)
+    labels = np.array([c.label for c in split.test], dtype=np.int64)
+    return ClipPredictions(filenames, labels, np.asarray(logits, dtype=np.float64), scores_are="logits")
+
+
+def measure_deployable(
+    spec: SystemSpec,
+    model: nn.Module,
+    result: RecipeResult,
+    features: CachedFeatures,
+    split: DataSplit,
+    run_dir: Path,
+    home: Path,
+):
+    """Params, MACs and the int8 artifact of the trained deployable model.
+
+    Calibration uses training clips; agreement with the float model is measured on test clips,
+    which is where a deployed int8 model would have to agree.
+    """
+    report = measure_complexity(model, model_input_shape(spec))
+    complexity = report.to_record()
+    artifacts: dict[str, str] = {}
+    train_rows = features.rows([c.filename for c in split.train[:CALIBRATION_CLIPS]])
+    test_rows = features.rows([c.filename for c in split.test])
+    calibration = _model_inputs(spec, features.batch(train_rows))
+    try:
+        artifact = quantize_int8(result.quantized_model or model, calibration, run_dir / "int8")
+    except Exception as error:  # a model the int8 path cannot convert is recorded, not fatal
+        result.notes["int8_error"] = f"{type(error).__name__}: {error}"
+        return complexity, artifacts
+    agreement = int8_agreement(model, artifact.model, _model_inputs(spec, features.batch(test_rows)))
+    artifacts["int8"] = str(Path(artifact.path).relative_to(home))
+    complexity = dataclasses.replace(complexity, int8_artifact_bytes=int(artifact.bytes), int8_agreement=float(agreement))
+    return complexity, artifacts
+
+
+def _model_inputs(spec: SystemSpec, batch: torch.Tensor) -> torch.Tensor:
+    """Cached features [N, *frontend shape] → model input (a channel axis for spectrograms)."""
+    return batch if len(spec.frontend.output_shape()) == 1 else batch.unsqueeze(1)

@@ -1,0 +1,47 @@
+"""A benchmark grid (systems × fractions × seeds) and the choice of executor that runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from ascbench.runner.local import run_local
+from ascbench.runner.request import RunOutcome, RunRequest
+from ascbench.systems.registry import Registry
+
+
+def build_requests(
+    systems: Sequence[str],
+    data_root: Path,
+    fractions: Sequence[float],
+    seeds: Sequence[int],
+    **common,
+) -> list[RunRequest]:
+    """One request per (system, fraction, seed), systems outermost so a system's runs stay together."""
+    return [
+        RunRequest(system=system, data_root=Path(data_root), fraction=fraction, seed=seed, **common)
+        for system in systems
+        for fraction in fractions
+        for seed in seeds
+    ]
+
+
+def run_grid(
+    requests: Sequence[RunRequest],
+    *,
+    executor: str = "local",
+    registry: Registry | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+    ray_address: str | None = None,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float = 0.0,
+) -> list[RunOutcome]:
+    """Run every request with the chosen executor; the records are the same either way."""
+    if executor == "ray":
+        from ascbench.runner.ray_executor import run_with_ray
+
+        return run_with_ray(requests, address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+    return run_local(requests, registry=registry, progress=progress, console=console)

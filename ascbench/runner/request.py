@@ -1,0 +1,50 @@
+"""One run of the benchmark grid, as plain data that can cross a process (or Ray) boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ascbench.results.record import Record
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Train (or load) one system on one split with one seed, then measure and record it.
+
+    Everything is a path or a primitive, so an executor can ship requests to worker processes;
+    the registry and the data set are re-read where the run executes.
+    """
+
+    system: str
+    data_root: Path
+    fraction: float
+    seed: int
+    profile: str = "quick"
+    device: str = "auto"
+    home: Path | None = None
+    force: bool = False
+    checkpoint: Path | None = None
+    """Trained weights to evaluate instead of training (``ascbench run --checkpoint``)."""
+    teacher_checkpoint: Path | None = None
+    """A local teacher (HF HuBERT directory or BEATs ``.pt``) instead of self-supervised pre-training."""
+    ablate: frozenset[str] = frozenset()
+    submissions: Path | None = None
+    command: tuple[str, ...] = ()
+    """The command line that asked for this run (provenance)."""
+
+    def label(self) -> str:
+        return f"{self.system} split{round(self.fraction * 100)} seed{self.seed}"
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one request: a fresh record, a reused one, or nothing (with a reason)."""
+
+    request: RunRequest
+    record: Record | None
+    record_path: Path | None
+    skipped: bool = False
+    """True when a complete record already existed and ``force`` was off."""
+    error: str | None = None
+    stage_notes: list[str] = field(default_factory=list)
