@@ -1,9 +1,150 @@
-"""``ascbench export``."""
+"""``ascbench predict`` and ``ascbench export dcase``: trained systems' outputs in the DCASE format."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
+from ascbench.cli.common import HomeOption, console, err_console, fail
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+app = typer.Typer(
+    help="Export results for the outside world (DCASE 2024 Task 1 submission packages).",
+    no_args_is_help=True,
+)
+
+SystemOption = Annotated[str, typer.Option("--system", "-s", help="Registered system name (see `ascbench systems`).")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu or cuda.")]
+BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Clips per forward pass.")]
+SubmissionsOption = Annotated[
+    Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins (default: $ASCBENCH_SUBMISSIONS, ./submissions).")
+]
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        fail(f"--device {name!r}: choose auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: no CUDA device is available")
+    return name
+
+
+def _spec(system: str, submissions: Path | None):
+    from ascbench.systems.registry import SystemLoadError, discover
+
+    try:
+        return discover(submissions).get(system)
+    except SystemLoadError as error:
+        fail(str(error))
+
+
+def predict(
+    system: SystemOption,
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Trained weights: a model.pt written by `ascbench run` (a path relative to the ascbench home works, as records store it) or a bare state dict.")],
+    audio: Annotated[Path, typer.Option("--audio", "-a", help="Folder of .wav clips (or a data set root with an audio/ folder); any sample rate, mono.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (tab-separated DCASE format).")] = Path("output.csv"),
+    weights: Annotated[str, typer.Option("--weights", help="Parameter precision: float32, or float16 (weights rounded to 16 bits, as the DCASE 2024 baseline deploys).")] = "float32",
+    batch_size: BatchOption = 64,
+    device: DeviceOption = "auto",
+    submissions: SubmissionsOption = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Run a trained system over a folder of wav files and write the DCASE 2024 Task 1 output file:
+    filename, scene_label (the arg-max) and one softmax probability per scene, one row per clip in
+    natural file order (0.wav, 1.wav, ..., 10.wav)."""
+    from ascbench.export.output import write_output
+    from ascbench.export.predict import AudioReadError, list_audio, predict_files, prepare_model
+    from ascbench.paths import resolve_home
+    from ascbench.systems.checkpoint import CheckpointError, load_trained_model
+
+    spec = _spec(system, submissions)
+    if not checkpoint.exists() and not checkpoint.is_absolute() and (resolve_home(home) / checkpoint).exists():
+        checkpoint = resolve_home(home) / checkpoint
+    try:
+        files = list_audio(audio)
+        model = prepare_model(load_trained_model(spec, checkpoint), weights)  # type: ignore[arg-type]
+        result = predict_files(model, spec, files, batch_size=batch_size, device=_device(device), progress=not no_progress, console=err_console)
+    except (FileNotFoundError, CheckpointError, AudioReadError, ValueError) as error:
+        fail(str(error))
+    write_output(out, result.names, result.probabilities)
+    console.print(f"wrote {len(result.names)} predictions of {spec.name} to {out}")
+
+
+def dcase(
+    system: SystemOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Package folder; gets task1/<label>/..., <label>.zip and README.md.")],
+    data: Annotated[Optional[str], typer.Option("--data", help="Data set name as recorded (tau22, synth-tau22-small, ...); needed when records of several exist.")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Training profile of the runs to export; needed when several were recorded.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Which seed's run to submit per split (default: the lowest recorded).")] = None,
+    eval_audio: Annotated[Optional[Path], typer.Option("--eval-audio", help="Folder of the DCASE evaluation clips (0.wav ...). Without it, the development-test predictions stored with the records are written, and the package says it is no valid submission.")] = None,
+    weights: Annotated[Optional[str], typer.Option("--weights", help="Parameter precision of the outputs: float16 (default with --eval-audio, as the baseline deploys) or float32.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with label, index, name, abbreviation, authors (lastname, firstname, email, corresponding, affiliation: abbreviation/institute/department/location), source_code, external_datasets, description fields.")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Submission label Lastname_INST_task1_N (default: formed from the corresponding author).")] = None,
+    index: Annotated[Optional[int], typer.Option("--index", min=1, max=4, help="Submission index 1-4 (last part of the label).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Submission name for the results tables (default: the system name).")] = None,
+    abbreviation: Annotated[Optional[str], typer.Option("--abbreviation", help="Short name, at most 10 characters.")] = None,
+    author_lastname: Annotated[Optional[str], typer.Option("--author-lastname", help="Corresponding author (the --author-* flags replace the config file's authors).")] = None,
+    author_firstname: Annotated[Optional[str], typer.Option("--author-firstname")] = None,
+    author_email: Annotated[Optional[str], typer.Option("--author-email")] = None,
+    author_abbreviation: Annotated[Optional[str], typer.Option("--author-abbreviation", help="Institute abbreviation (second part of the label).")] = None,
+    author_institute: Annotated[Optional[str], typer.Option("--author-institute")] = None,
+    author_department: Annotated[Optional[str], typer.Option("--author-department")] = None,
+    author_location: Annotated[Optional[str], typer.Option("--author-location")] = None,
+    source_code: Annotated[Optional[str], typer.Option("--source-code", help="URL of the system's source code.")] = None,
+    batch_size: BatchOption = 64,
+    device: DeviceOption = "auto",
+    submissions: SubmissionsOption = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Write a DCASE 2024 Task 1 submission package for one system from its recorded runs: per
+    split present (5/10/25/50/100) a system output file, the meta.yaml (submission, system
+    description and complexity, development-set results per split) and a zip of both, laid out as
+    the official validator expects. Fields ascbench cannot know are left empty with a comment."""
+    from ascbench.export.dcase import ExportError, export_dcase
+    from ascbench.export.meta import Affiliation, Author, SubmissionConfigError, SubmissionInfo, load_submission_config
+    from ascbench.export.predict import AudioReadError
+    from ascbench.systems.checkpoint import CheckpointError
+    from ascbench.systems.registry import SystemLoadError, discover
+
+    try:
+        info = load_submission_config(config) if config is not None else SubmissionInfo()
+    except SubmissionConfigError as error:
+        fail(str(error))
+    for attribute, value in (("label", label), ("index", index), ("name", name), ("abbreviation", abbreviation), ("source_code", source_code)):
+        if value is not None:
+            setattr(info, attribute, value)
+    author_flags = (author_lastname, author_firstname, author_email, author_abbreviation, author_institute, author_department, author_location)
+    if any(v is not None for v in author_flags):
+        affiliation = Affiliation(author_abbreviation or "", author_institute or "", author_department or "", author_location or "")
+        info.authors = [Author(author_lastname or "", author_firstname or "", author_email or "", True, affiliation)]
+    try:
+        spec = discover(submissions).get(system)
+    except SystemLoadError as error:
+        if eval_audio is not None:
+            fail(str(error))
+        spec = None  # the records alone describe a system that is no longer installed
+    try:
+        result = export_dcase(
+            system, out, info, spec=spec, home=home, data=data, profile=profile, seed=seed, eval_audio=eval_audio,
+            weights=weights, batch_size=batch_size, device=_device(device), progress=not no_progress, console=err_console,
+            warn=lambda message: err_console.print(f"[yellow]warning:[/] {message}", highlight=False),
+        )
+    except (ExportError, SubmissionConfigError, CheckpointError, AudioReadError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    splits = ", ".join(f"split_{p} (seed {s})" for p, s in sorted(result.seeds.items()))
+    console.print(f"[bold]{result.label}[/]: {splits}; outputs from the {result.source} clips")
+    console.print(f"package: {result.zip_path}  (meta: {result.meta_path})")
+
+
+def register(main: typer.Typer) -> None:
+    """Add ``predict`` and the ``export`` group (``export dcase``) to the main app."""
+    main.command("predict")(predict)
+    app.command("dcase")(dcase)
+    main.add_typer(app, name="export")
