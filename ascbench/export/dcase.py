@@ -240,9 +240,12 @@ def _source_line(source: Source, records: dict[int, Record], eval_audio: Path | 
 
 def _header(source: Source, records: dict[int, Record], eval_audio: Path | str | None, weights: str) -> str:
     runs = ", ".join(f"split_{p}: {r.key.slug()}" for p, r in sorted(records.items()))
+    dataset = next(iter(records.values())).key.dataset
+    data_line = "" if dataset == REAL_DATASET else f"Development results are on {dataset!r}, not TAU22: they are not DCASE results.\n"
     return (
         "DCASE 2024 Task 1 system meta information, written by `ascbench export dcase`.\n"
         f"{_source_line(source, records, eval_audio, weights)}\n"
+        f"{data_line}"
         f"Runs: {runs}\n"
         "Empty fields are ones ascbench cannot know; fill them in before submitting."
     )

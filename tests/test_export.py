@@ -1,0 +1,214 @@
+"""``ascbench export dcase``: packages checked against the DCASE 2024 Task 1 submission format.
+
+The required blocks and fields below are those the official validator checks
+(toni-heittola/dcase2024_task1_submission_validator, main.py), written out here independently of
+the exporter so that a field the exporter forgets fails the test.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from ascbench.data.layout import DEVICES, SCENES
+from ascbench.export.dcase import ExportError, export_dcase
+from ascbench.export.meta import Affiliation, Author, SubmissionConfigError, SubmissionInfo, load_submission_config
+from ascbench.export.predict import list_audio, predict_files, prepare_model
+from ascbench.results.store import ResultsStore
+from ascbench.systems import discover
+from ascbench.systems.checkpoint import load_trained_model, save_trained_model
+from records_factory import make_record
+
+OUTPUT_HEADER = ["filename", "scene_label", "airport", "bus", "metro", "metro_station", "park", "public_square",
+                 "shopping_mall", "street_pedestrian", "street_traffic", "tram"]
+DESCRIPTION = ["input_sampling_rate", "acoustic_features", "data_augmentation", "machine_learning_method",
+               "external_data_usage", "complexity_management", "pipeline", "framework", "split_adaptations",
+               "system_adaptations"]
+SPLITS_PRESENT = {5: 0.05, 10: 0.1, 25: 0.25}
+LABEL = "Doe_TU_task1_1"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return discover().get("cp-mobile")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, spec) -> Path:
+    """A store with cp-mobile runs on three of the five splits (seeds 0 and 1 on split 25), each
+    with a saved model, as the runner leaves them."""
+    home = tmp_path_factory.mktemp("home")
+    store = ResultsStore(home)
+    for pct, fraction in SPLITS_PRESENT.items():
+        for seed in ((0, 1) if pct == 25 else (0,)):
+            record, predictions = make_record("cp-mobile", seed=seed, fraction=fraction, skill=0.5 + pct / 200)
+            torch.manual_seed(pct * 10 + seed)
+            model_path = home / "checkpoints" / record.key.slug() / "model.pt"
+            save_trained_model(spec.build_model(), spec, model_path, meta={"run": record.key.slug()})
+            record.artifacts["model"] = str(model_path.relative_to(home))
+            store.write(record, predictions)
+    return home
+
+
+def info() -> SubmissionInfo:
+    return SubmissionInfo(
+        authors=[Author("Doe", "Jane", "jane@example.org", True, Affiliation("TU", "Tech University", "Acoustics", "Tampere"))],
+        source_code="https://example.org/code",
+    )
+
+
+def read_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as file:
+        return list(csv.reader(file, delimiter="\t"))
+
+
+def assert_meta_complete(meta: dict) -> None:
+    """The validator's required blocks and fields (DCASE 2024 Task 1)."""
+    assert set(meta) >= {"submission", "system", "results"}
+    assert set(meta["submission"]) >= {"label", "name", "abbreviation", "authors"}
+    assert len(meta["submission"]["abbreviation"]) <= 10
+    for author in meta["submission"]["authors"]:
+        assert set(author) >= {"lastname", "firstname", "email", "affiliation"}
+    assert sum(bool(a.get("corresponding")) for a in meta["submission"]["authors"]) == 1
+    assert set(meta["system"]) >= {"description", "complexity", "external_datasets", "source_code"}
+    assert set(meta["system"]["description"]) >= set(DESCRIPTION)
+    assert set(meta["system"]["complexity"]) >= {"total_model_size", "total_parameters", "macs"}
+    assert isinstance(meta["system"]["complexity"]["total_parameters"], int)
+    assert set(meta["results"]["development_dataset"]) == {f"split_{p}" for p in (5, 10, 25, 50, 100)}
+
+
+def test_development_test_package(home, spec, tmp_path):
+    warnings: list[str] = []
+    result = export_dcase("cp-mobile", tmp_path / "pkg", info(), spec=spec, home=home, progress=False, warn=warnings.append)
+    assert result.label == LABEL and result.source == "development-test"
+    assert result.seeds == {5: 0, 10: 0, 25: 0} and result.missing_splits == [50, 100]
+    assert any("split_50, split_100" in w for w in warnings)
+    assert any("seeds [0, 1]" in w for w in warnings)
+    assert any("not a valid challenge submission" in w for w in warnings)
+
+    store = ResultsStore(home)
+    for pct, fraction in SPLITS_PRESENT.items():
+        record = next(store.iter_records(system="cp-mobile", fraction=fraction))
+        stored = store.load_predictions(record)
+        rows = read_rows(result.outputs[pct])
+        assert rows[0] == OUTPUT_HEADER
+        assert len(rows) - 1 == len(stored) == record.metrics.n_test  # one row per test clip
+        assert [r[0] for r in rows[1:]] == [f.removeprefix("audio/") for f in stored.filenames]
+        scores = np.array([[float(v) for v in r[2:]] for r in rows[1:]])
+        np.testing.assert_allclose(scores, stored.probabilities(), rtol=1e-6, atol=1e-9)
+        assert [r[1] for r in rows[1:]] == [SCENES[i] for i in scores.argmax(axis=1)]
+
+    text = result.meta_path.read_text()
+    assert "DEVELOPMENT-TEST predictions" in text.splitlines()[1]
+    meta = yaml.safe_load(text)
+    assert_meta_complete(meta)
+    assert meta["submission"]["label"] == LABEL
+    complexity = meta["system"]["complexity"]
+    assert complexity == {"total_model_size": 61_148 * 4, "total_parameters": 61_148, "macs": 29_419_156}
+    assert meta["system"]["description"]["input_sampling_rate"] == "32kHz"
+    assert meta["system"]["description"]["data_augmentation"] == ""  # unknown, left empty, not invented
+    dev = meta["results"]["development_dataset"]
+    assert dev["split_50"] is None and dev["split_100"] is None
+
+    record = next(store.iter_records(system="cp-mobile", fraction=0.1))
+    stored = store.load_predictions(record)
+    split10 = dev["split_10"]
+    assert split10["overall"]["accuracy"] == pytest.approx(record.metrics.accuracy * 100, abs=0.005)
+    assert split10["overall"]["logloss"] == pytest.approx(record.metrics.log_loss, abs=5e-5)
+    correct = stored.predicted == stored.labels
+    devices = np.array(stored.devices)
+    for device in DEVICES:
+        assert split10["device_wise"][device]["accuracy"] == pytest.approx(correct[devices == device].mean() * 100, abs=0.005)
+    for i, scene in enumerate(SCENES):
+        assert split10["class_wise"][scene]["accuracy"] == pytest.approx(record.metrics.per_class[scene] * 100, abs=0.005)
+        probs = stored.probabilities()[stored.labels == i]
+        assert split10["class_wise"][scene]["logloss"] == pytest.approx(-np.log(probs[:, i]).mean(), abs=5e-5)
+
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert archive.testzip() is None
+        names = sorted(archive.namelist())
+        assert names == sorted([f"task1/{LABEL}/{LABEL}.meta.yaml"] + [f"task1/{LABEL}/{LABEL}.output.split_{p}.csv" for p in SPLITS_PRESENT])
+        assert archive.read(f"task1/{LABEL}/{LABEL}.meta.yaml").decode() == text
+    assert "development-test" in (tmp_path / "pkg" / "README.md").read_text().lower()
+
+
+def test_evaluation_package_predicts_each_splits_model(home, spec, tmp_path):
+    folder = tmp_path / "eval" / "audio"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in (0, 1, 2, 10, 11):
+        sf.write(folder / f"{i}.wav", rng.normal(0, 0.1, 44_100).astype(np.float32), 44_100, subtype="PCM_24")
+    warnings: list[str] = []
+    result = export_dcase("cp-mobile", tmp_path / "pkg", info(), spec=spec, home=home, seed=0,
+                          eval_audio=folder.parent, progress=False, warn=warnings.append)
+    assert result.source == "evaluation"
+    assert any("the DCASE 2024 evaluation set has 135730" in w for w in warnings)
+    store = ResultsStore(home)
+    outputs = {}
+    for pct, fraction in SPLITS_PRESENT.items():
+        rows = read_rows(result.outputs[pct])
+        assert [r[0] for r in rows[1:]] == ["0.wav", "1.wav", "2.wav", "10.wav", "11.wav"]
+        record = next(r for r in store.iter_records(system="cp-mobile", fraction=fraction) if r.key.seed == 0)
+        model = prepare_model(load_trained_model(spec, home / record.artifacts["model"]), "float16")
+        expected = predict_files(model, spec, list_audio(folder), progress=False).probabilities
+        outputs[pct] = np.array([[float(v) for v in r[2:]] for r in rows[1:]])
+        np.testing.assert_allclose(outputs[pct], expected, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(outputs[5], outputs[10])  # each split's own model, not one model five times
+    meta = yaml.safe_load(result.meta_path.read_text())
+    assert_meta_complete(meta)
+    assert meta["system"]["complexity"]["total_model_size"] == 61_148 * 2  # float16 weights
+    assert "evaluation clips" in result.meta_path.read_text().splitlines()[1]
+
+
+def test_store_problems_are_explained(home, spec, tmp_path):
+    with pytest.raises(ExportError, match="no records of system 'efficientnet-b0'"):
+        export_dcase("efficientnet-b0", tmp_path, info(), home=home, progress=False)
+    with pytest.raises(ExportError, match="float32 weights; pass --eval-audio"):
+        export_dcase("cp-mobile", tmp_path, info(), home=home, weights="float16", progress=False)
+    with pytest.raises(SubmissionConfigError, match="no submission label"):
+        export_dcase("cp-mobile", tmp_path, SubmissionInfo(), home=home, progress=False)
+    with pytest.raises(SubmissionConfigError, match="expected \\[Lastname\\]_\\[INSTITUTE\\]_task1_\\[1-4\\]"):
+        export_dcase("cp-mobile", tmp_path, SubmissionInfo(label="Doe_TU_task2_1"), home=home, progress=False)
+
+
+def test_user_config_file(tmp_path):
+    path = tmp_path / "user.yaml"
+    path.write_text(
+        "index: 2\nname: My system\nabbreviation: MySys\n"
+        "authors:\n"
+        "  - {lastname: Roe, firstname: Ann, email: ann@x.org, corresponding: true, affiliation: {abbreviation: UX, institute: Uni X}}\n"
+        "  - {lastname: Poe, firstname: Bo, email: bo@x.org, affiliation: Uni X}\n"
+        "description: {data_augmentation: Freq-MixStyle}\n"
+    )
+    loaded = load_submission_config(path)
+    assert loaded.resolved_label() == "Roe_UX_task1_2"
+    assert loaded.authors[1].affiliation.institute == "Uni X" and loaded.description == {"data_augmentation": "Freq-MixStyle"}
+    path.write_text("nmae: typo\n")
+    with pytest.raises(SubmissionConfigError, match=r"user\.yaml: unknown key\(s\) nmae"):
+        load_submission_config(path)
+
+
+def test_cli_export_with_author_flags(home, tmp_path, monkeypatch):
+    from ascbench.cli.main import app
+
+    monkeypatch.setenv("ASCBENCH_HOME", str(home))
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, [
+        "export", "dcase", "--system", "cp-mobile", "--out", str(out), "--seed", "1", "--no-progress",
+        "--author-lastname", "Doe", "--author-firstname", "Jane", "--author-email", "j@x.org", "--author-abbreviation", "TU",
+        "--abbreviation", "CPM",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "split_25 (seed 1)" in result.output
+    assert "no run with seed 1" in result.output  # splits 5 and 10 only have seed 0
+    meta = yaml.safe_load((out / "task1" / LABEL / f"{LABEL}.meta.yaml").read_text())
+    assert meta["submission"]["authors"][0]["lastname"] == "Doe" and meta["submission"]["abbreviation"] == "CPM"
+    assert meta["results"]["development_dataset"]["split_5"] is None
