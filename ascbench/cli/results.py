@@ -2,8 +2,173 @@
 
 from __future__ import annotations
 
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ascbench.cli.common import HomeOption, console, err_console, fail
+
+EXPORT_DIR = Path("leaderboards")
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    md = "md"
+    csv = "csv"
+    json = "json"
+    html = "html"
+
+
+def _records(home: Path | None, data: str | None, fraction: str | None, profile: str | None):
+    """The store and the usable records matching the filters; unusable record files are reported."""
+    from ascbench.results.store import ResultsStore
+
+    store = ResultsStore(home)
+    for invalid in store.invalid_records():
+        err_console.print(f"[yellow]skipped unusable record[/] {escape(str(invalid.path))}: {escape(invalid.reason)}", highlight=False)
+    try:
+        records = list(store.iter_records(dataset=data, fraction=fraction, profile=profile))
+    except ValueError as error:
+        fail(str(error))
+    return store, records
+
+
+def leaderboard(
+    data: Annotated[Optional[str], typer.Option("--data", help="Only this data set, by the name records carry (e.g. synth-tau22-small, tau22).")] = None,
+    fraction: Annotated[Optional[str], typer.Option("--fraction", help="Only this training fraction (0.05, 0.1, 0.25, 0.5, 1.0 or 5 ... 100), or 'all' for the DCASE rank-score table: one accuracy column per split and their mean.")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Only this training profile (smoke, quick, dcase).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table: terminal; md, csv, json (with provenance), html (self-contained page with plots).")] = Format.table,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of the terminal; with --export, the directory (default: leaderboards/).")] = None,
+    export: Annotated[bool, typer.Option("--export", help="Regenerate the committed leaderboard files (md, json, html, csv per data set, fraction and profile) in --out.")] = False,
+    resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples for the paired comparison with the best system.")] = 1000,
+    home: HomeOption = None,
+) -> None:
+    """Leaderboards from the run records: one per data set (name and fingerprint), training
+    fraction and profile, systems aggregated over seeds (mean ± std), best accuracy first.
+
+    Columns follow the seed paper's tables (params, MACs, accuracy, S4–S6 attenuation, int8 size)
+    plus seen/unseen accuracy, 95 % CI, seeds, DCASE limits (≤ 128 kB int8 parameters, ≤ 30 M MACs)
+    and a paired bootstrap of each system against the best one on the same test clips.
+
+    The files under leaderboards/ are written by `ascbench leaderboard --export` and never by hand.
+    """
+    from ascbench.leaderboard.build import RankGroupKey, build_leaderboards, rank_table, rank_tables
+    from ascbench.leaderboard.export import dumps, leaderboard_json
+    from ascbench.leaderboard.files import write_exports
+    from ascbench.leaderboard.html import html_page
+    from ascbench.leaderboard.render import csv_text, markdown, rank_display, rich_table
+
+    rank_mode = fraction is not None and fraction.strip().lower() == "all"
+    store, records = _records(home, data, None if rank_mode else fraction, profile)
+    if not records:
+        wanted = ", ".join(f"{k}={v}" for k, v in (("data", data), ("fraction", fraction), ("profile", profile)) if v)
+        fail(f"no run records{' with ' + wanted if wanted else ''} in {store.root}; run `ascbench run` first", code=1)
+
+    if export:
+        boards = build_leaderboards(records, store, n_resamples=resamples)
+        out_dir = out or EXPORT_DIR
+        written = write_exports(boards, out_dir, rank_tables(records))
+        for path in written:
+            console.print(f"wrote {escape(str(path))}", highlight=False)
+        return
+
+    command = " ".join(["ascbench leaderboard", *(f"--{k} {v}" for k, v in (("data", data), ("fraction", fraction), ("profile", profile)) if v), f"--format {fmt.value}"])
+    if rank_mode:
+        groups: dict = {}
+        for r in records:
+            groups.setdefault(RankGroupKey(r.key.dataset, r.key.dataset_fingerprint, r.key.profile), []).append(r)
+        ranks = [(key, rank_table(recs)) for key, recs in sorted(groups.items())]
+        boards = []
+    else:
+        ranks = []
+        boards = build_leaderboards(records, store, n_resamples=resamples)
+
+    if fmt is Format.table:
+        if out is not None:
+            fail("--format table prints to the terminal; choose md, csv, json or html to write --out")
+        for board in boards:
+            console.print(rich_table(board, console.width))
+            for note in board.notes:
+                console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        for key, table in ranks:
+            console.print(_rank_rich(key.title, rank_display(table)))
+        return
+    if fmt is Format.md:
+        text = markdown(boards, command, ranks)
+    elif fmt is Format.json:
+        text = dumps(leaderboard_json(boards, command, ranks))
+    elif fmt is Format.html:
+        text = html_page(boards, command, ranks)
+    elif ranks:
+        text = "".join(table.to_csv(index=False, lineterminator="\n") for _, table in ranks)
+    else:
+        text = csv_text(boards, command)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {escape(str(out))}", highlight=False)
+
+
+def _rank_rich(title: str, frame) -> Table:
+    table = Table(title=f"DCASE rank score: {title}", title_justify="left",
+                  caption="Rank score: mean of the five split accuracies (— until every split has a record).")  # fmt: skip
+    for column in frame.columns:
+        table.add_column(column, justify="left" if column == "System" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*map(str, row))
+    return table
+
+
+def check(
+    reference: Annotated[Path, typer.Option("--reference", help="A leaderboard JSON written by `ascbench leaderboard --export` (leaderboards/<file>.json).")],
+    tolerance_acc: Annotated[float, typer.Option("--tolerance-acc", min=0.0, help="Allowed drop of mean accuracy, as a fraction (0.02 = 2 points).")] = 0.02,
+    home: HomeOption = None,
+) -> None:
+    """CI regression check: compare current records with a committed leaderboard.
+
+    Only records of the reference's data set fingerprint, fraction and profile are used. A
+    system regresses if its mean accuracy drops by more than the tolerance, its parameters or
+    MACs grow, it newly breaks a DCASE limit, or it has no records. Exit status: 0 no
+    regressions, 1 regressions (listed in a table), 2 unreadable reference.
+    """
+    from ascbench.leaderboard.export import load_leaderboard_json
+    from ascbench.leaderboard.regression import check_entry
+
+    try:
+        entries = load_leaderboard_json(reference)
+    except ValueError as error:
+        fail(str(error))
+    store, records = _records(home, None, None, None)
+    failed = False
+    for entry in entries:
+        report = check_entry(entry, records, tolerance_acc)
+        for note in report.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        if report.new_systems:
+            console.print(f"new systems (not in the reference): {escape(', '.join(report.new_systems))}", highlight=False)
+        if report.ok:
+            console.print(f"[green]no regressions[/] in {escape(report.group.title)} "
+                          f"({len(report.compared)} systems compared with {escape(str(reference))})", highlight=False)  # fmt: skip
+            continue
+        failed = True
+        table = Table(title=f"Regressions: {report.group.title}", title_justify="left",
+                      caption=f"reference {reference}; current records in {store.root}", caption_justify="left")  # fmt: skip
+        for column in ("System", "What", "Reference", "Current"):
+            table.add_column(column, justify="right" if column in ("Reference", "Current") else "left", overflow="fold")
+        for f in report.regressions:
+            table.add_row(escape(f.system), escape(f.what), escape(f.reference), f"[red]{escape(f.current)}[/]")
+        console.print(table)
+    if failed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    """Add ``leaderboard`` and ``check`` to the main app."""
+    app.command("leaderboard")(leaderboard)
+    app.command("check")(check)

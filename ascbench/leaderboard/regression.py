@@ -1,0 +1,100 @@
+"""Regression check: today's records against a committed leaderboard JSON (``ascbench check``).
+
+Only comparable numbers are compared: records of the same data set *fingerprint*, fraction and
+profile as the reference. A system regresses when its mean accuracy drops by more than the
+tolerance, its parameters or MACs grow, it newly breaks a DCASE limit, or it has no records at
+all (a system that silently stopped running is the worst regression).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ascbench.leaderboard.build import GroupKey, build_leaderboard
+from ascbench.leaderboard.export import group_of
+from ascbench.results.record import Record
+
+DEFAULT_TOLERANCE_ACC = 0.02
+"""Accuracy may drop by up to 0.02 (2 points) before it counts: seed noise on small test sets."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One regressed quantity of one system."""
+
+    system: str
+    what: str
+    reference: str
+    current: str
+
+
+@dataclass
+class CheckReport:
+    group: GroupKey
+    regressions: list[Finding] = field(default_factory=list)
+    compared: list[str] = field(default_factory=list)
+    """Systems present in both the reference and the current records."""
+    new_systems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.regressions
+
+
+def _pct(value: Any) -> str:
+    return "—" if value is None or pd.isna(value) else f"{float(value) * 100:.2f} %"
+
+
+def check_entry(entry: dict[str, Any], records: Iterable[Record], tolerance_acc: float = DEFAULT_TOLERANCE_ACC) -> CheckReport:
+    """Compare one reference leaderboard entry (from the exported JSON) with ``records``.
+
+    ``records`` may hold anything; only those of the entry's group are used. Records of the same
+    data set name with another fingerprint are mentioned in ``notes`` (different data, so they
+    cannot vouch for the reference), never compared.
+    """
+    if tolerance_acc < 0:
+        raise ValueError(f"tolerance_acc must be >= 0, got {tolerance_acc}")
+    group = group_of(entry)
+    report = CheckReport(group)
+    mine, other_fingerprints = [], set()
+    for record in records:
+        g = GroupKey.of(record)
+        if g == group:
+            mine.append(record)
+        elif (g.dataset, g.fraction, g.profile) == (group.dataset, group.fraction, group.profile):
+            other_fingerprints.add(g.fingerprint)
+    if other_fingerprints:
+        report.notes.append(
+            f"records of {group.dataset} with other fingerprints ({', '.join(sorted(other_fingerprints))}) "
+            f"were not compared: they come from different data than the reference ({group.fingerprint})"
+        )
+    current = build_leaderboard(mine) if mine else pd.DataFrame(columns=["system"])
+    reference = {row["system"]: row for row in entry["rows"]}
+    report.new_systems = sorted(set(current.index) - set(reference))
+    for system, ref in reference.items():
+        if system not in current.index:
+            report.regressions.append(Finding(system, "missing: no current record", f"{ref.get('seeds', '?')} seed(s)", "none"))
+            continue
+        report.compared.append(system)
+        report.regressions += _compare_row(system, ref, current.loc[system], tolerance_acc)
+    return report
+
+
+def _compare_row(system: str, ref: dict[str, Any], cur: pd.Series, tolerance_acc: float) -> list[Finding]:
+    found = []
+    ref_acc, cur_acc = ref.get("accuracy"), cur["accuracy"]
+    if ref_acc is not None and (pd.isna(cur_acc) or ref_acc - float(cur_acc) > tolerance_acc + 1e-12):
+        drop = "" if pd.isna(cur_acc) else f" (−{(ref_acc - float(cur_acc)) * 100:.2f} pts > {tolerance_acc * 100:g})"
+        found.append(Finding(system, "accuracy dropped" + drop, _pct(ref_acc), _pct(cur_acc)))
+    for column, label in (("params", "parameters grew"), ("macs", "MACs grew")):
+        if ref.get(column) is not None and int(cur[column]) > int(ref[column]):
+            found.append(Finding(system, label, f"{int(ref[column]):,}", f"{int(cur[column]):,}"))
+    for column, limit in (("memory_ok", "int8 parameter memory > 128 kB"), ("macs_ok", "MACs > 30 M")):
+        if ref.get(column) and not bool(cur[column]):
+            found.append(Finding(system, f"DCASE limit newly broken: {limit}", "pass", "FAIL"))
+    return found

@@ -1,0 +1,187 @@
+"""Leaderboards as people read them: the paper's columns in percent, M MACs and kB.
+
+One display frame (strings) feeds the terminal table, Markdown and HTML, so the three never
+disagree on rounding or headers; CSV and JSON carry the raw numbers instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from ascbench.leaderboard.build import DCASE_MAX_MACS, DCASE_MAX_PARAM_KB, SPLIT_COLUMNS, Leaderboard
+
+DASH = "—"
+DCASE_NOTE = (
+    f"DCASE limits: ≤ {DCASE_MAX_PARAM_KB:g} kB int8 parameter memory and ≤ {DCASE_MAX_MACS / 1e6:g} M MACs "
+    "per 1-s clip. Accuracy: macro class-wise accuracy on test.csv, mean ± std over seeds; 95 % CI: "
+    "test-clip bootstrap, averaged over seeds. Δ vs best: paired bootstrap over the same test clips "
+    "and seeds (significant = 95 % interval excludes 0)."
+)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def percent(mean: object, std: object = None) -> str:
+    """0.6138, 0.012 -> '61.4 ± 1.2'; a missing mean -> '—'; no std (one seed) -> '61.4'."""
+    if _missing(mean):
+        return DASH
+    text = f"{float(mean) * 100:.1f}"
+    return text if _missing(std) else f"{text} ± {float(std) * 100:.1f}"
+
+
+def number(value: object, fmt: str) -> str:
+    return DASH if _missing(value) else format(value, fmt)
+
+
+def dcase_verdict(row: pd.Series) -> str:
+    broken = [name for name, ok in (("memory", row["memory_ok"]), ("MACs", row["macs_ok"])) if not ok]
+    return "pass" if not broken else "FAIL: " + ", ".join(broken)
+
+
+def delta_text(row: pd.Series, is_best: bool) -> str:
+    """'−3.2 pts (p=0.001) yes' for a significant gap to the top system, '… no' otherwise."""
+    if is_best:
+        return "best" if not _missing(row["delta_vs_best"]) else DASH
+    if _missing(row["delta_vs_best"]):
+        return DASH
+    verdict = "yes" if row["delta_significant"] else "no"
+    p = row["delta_p_value"]
+    p_text = "p<0.001" if p < 0.001 else f"p={p:.3f}"
+    return f"{row['delta_vs_best'] * 100:+.1f} pts ({p_text}) {verdict}".replace("-", "−", 1)
+
+
+def display_frame(board: Leaderboard) -> pd.DataFrame:
+    """The leaderboard as strings with display headers, best system first."""
+    rows = []
+    for rank, (_, r) in enumerate(board.table.iterrows(), start=1):
+        ci = DASH if _missing(r["ci95_low"]) else f"{r['ci95_low'] * 100:.1f}–{r['ci95_high'] * 100:.1f}"
+        rows.append({
+            "#": str(rank),
+            "System": r["system"],
+            "Paper label": r["paper_label"] or DASH,
+            "Params": number(r["params"], ","),
+            "MACs (M)": number(r["macs"] / 1e6, ".2f"),
+            "Accuracy %": percent(r["accuracy"], r["accuracy_std"]),
+            "95 % CI": ci,
+            "Seen %": percent(r["seen_accuracy"], r["seen_accuracy_std"]),
+            "Unseen % (S4–S6)": percent(r["unseen_accuracy"], r["unseen_accuracy_std"]),
+            "S4–S6 attenuation %": number(r["attenuation_pct"], ".1f")
+            + ("" if _missing(r["attenuation_pct_std"]) else f" ± {r['attenuation_pct_std']:.1f}"),
+            "Int8 params (kB)": number(r["param_memory_kb_int8"], ".1f"),
+            "Int8 file (kB)": number(r["int8_artifact_kb"], ".1f"),
+            "DCASE limits": dcase_verdict(r),
+            "Seeds": str(r["seeds"]),
+            "Δ vs best, significant?": delta_text(r, rank == 1),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def rank_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The DCASE rank-score table (one accuracy per split and their mean) as strings."""
+    rows = []
+    for _, r in table.iterrows():
+        row = {"System": r["system"]}
+        row.update({column: percent(r[column]) for column in SPLIT_COLUMNS})
+        row["Rank score %"] = percent(r["rank_score"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+TERMINAL_HEADERS = {
+    "Paper label": "Label", "MACs (M)": "MACs M", "Accuracy %": "Acc %", "95 % CI": "95% CI",
+    "Unseen % (S4–S6)": "Unseen %", "S4–S6 attenuation %": "S4–S6 att. %", "Int8 params (kB)": "int8 kB",
+    "Int8 file (kB)": "file kB", "DCASE limits": "DCASE", "Seeds": "n", "Δ vs best, significant?": "Δ vs best (sig.?)",
+}  # fmt: skip
+"""Shorter headers for the terminal, where width is scarce; files keep the full ones."""
+
+
+OPTIONAL_IN_TERMINAL = ("Int8 file (kB)", "95 % CI", "Seen %", "Paper label")
+"""Columns left out, in this order, while the terminal is too narrow for the whole table."""
+
+
+def fit_columns(frame: pd.DataFrame, width: int | None) -> pd.DataFrame:
+    """Drop optional columns until each remaining one fits on one line within ``width``."""
+    def needed(f: pd.DataFrame) -> int:
+        return sum(max(len(TERMINAL_HEADERS.get(c, c)), *(len(str(v)) for v in f[c])) + 3 for c in f.columns)
+
+    for column in OPTIONAL_IN_TERMINAL:
+        if width is None or len(frame) == 0 or needed(frame) <= width:
+            break
+        frame = frame.drop(columns=column)
+    return frame
+
+
+def rich_table(board: Leaderboard, width: int | None = None) -> Table:
+    """A terminal table; the title names the data set and fingerprint, failures are red.
+
+    Given the terminal ``width``, less important columns are left out rather than every cell
+    wrapped into an unreadable column of fragments (files always hold every column).
+    """
+    frame = fit_columns(display_frame(board), width)
+    table = Table(title=board.title, caption=DCASE_NOTE, caption_justify="left", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+    left = {"System", "Paper label", "Δ vs best, significant?", "DCASE limits"}
+    for column in frame.columns:
+        table.add_column(TERMINAL_HEADERS.get(column, column), justify="left" if column in left else "right",
+                         no_wrap=column in ("System", "#"), overflow="fold")  # fmt: skip
+    for _, row in frame.iterrows():
+        cells = [Text(str(v)) for v in row]
+        verdict = cells[list(frame.columns).index("DCASE limits")]
+        verdict.stylize("bold red" if str(verdict).startswith("FAIL") else "green")
+        if str(cells[-1]).endswith(" yes"):
+            cells[-1].stylize("bold")
+        table.add_row(*cells)
+    return table
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    numeric = [c for c in frame.columns if c not in {"System", "Paper label", "DCASE limits", "Δ vs best, significant?"}]
+    lines = ["| " + " | ".join(map(cell, frame.columns)) + " |",
+             "|" + "|".join("---:" if c in numeric else "---" for c in frame.columns) + "|"]  # fmt: skip
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def markdown(boards: Sequence[Leaderboard], generated_by: str, ranks: Sequence[tuple[object, pd.DataFrame]] = ()) -> str:
+    """Markdown page: one section per leaderboard (and per rank-score table)."""
+    parts = [f"<!-- Generated by `{generated_by}` from run records. Do not edit by hand. -->", ""]
+    for board in boards:
+        parts += [f"## {board.title}", ""]
+        if board.group.synthetic:
+            parts += [f"> Synthetic data set `{board.group.dataset}`: these numbers are not TAU22 results.", ""]
+        parts += [markdown_table(display_frame(board)), ""]
+        if board.notes:
+            parts += [*(f"- {note}" for note in board.notes), ""]
+        parts += [DCASE_NOTE, ""]
+    for key, table in ranks:
+        parts += [f"## DCASE rank score: {key.title}", "", markdown_table(rank_display(table)), "",
+                  "Rank score: mean of the five split accuracies (as DCASE 2024 Task 1 ranks systems).", ""]  # fmt: skip
+    parts.append(f"_Generated by `{generated_by}`._")
+    return "\n".join(parts) + "\n"
+
+
+def csv_text(boards: Sequence[Leaderboard], generated_by: str) -> str:
+    """Raw numbers of every leaderboard in one CSV, the group in the first columns."""
+    frames = []
+    for board in boards:
+        frame = board.table.reset_index(drop=True)
+        g = board.group
+        frame.insert(0, "profile", g.profile)
+        frame.insert(0, "fraction", g.fraction)
+        frame.insert(0, "dataset_fingerprint", g.fingerprint)
+        frame.insert(0, "dataset", g.dataset)
+        frames.append(frame)
+    body = pd.concat(frames, ignore_index=True).to_csv(index=False, lineterminator="\n") if frames else ""
+    return f"# Generated by `{generated_by}` from run records. Do not edit by hand.\n{body}"
