@@ -1,0 +1,230 @@
+"""Fine-tuning any :class:`~ascbench.teachers.base.TeacherClassifier` on a split's labelled clips,
+and computing the per-clip teacher outputs that distillation reads.
+
+The loss is cross-entropy on the final logits plus ``layer_loss_weight`` times the mean
+cross-entropy of the per-layer heads: the layer heads must be trained classifiers, since
+hierarchical KD (paper eq. 17) distils their softened distributions. Encoder and heads are
+trained together with AdamW (the encoder at a lower learning rate), a linear warm-up and a cosine
+decay. Augmentation: a random time roll of the input, and Freq-MixStyle for spectrogram-like
+``[B, T, F]`` inputs (BEATs' fbank; it has no meaning for HuBERT's waveform and is skipped there).
+
+:func:`fit_loop` is the compact training loop shared with HuBERT pre-training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+
+from ascbench.features.cache import CachedFeatures
+from ascbench.teachers.base import TeacherClassifier
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning hyper-parameters (hashed into the fine-tuned teacher stage's key)."""
+
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1e-3
+    """Learning rate of the classification heads."""
+    encoder_lr: float = 2e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    grad_clip: float = 5.0
+    layer_loss_weight: float = 0.5
+    """Weight of the mean per-layer-head cross-entropy next to the final head's."""
+    roll_max: float = 0.3
+    """Random circular shift of the time axis by up to this fraction of it; 0 disables."""
+    fms_p: float = 0.0
+    """Freq-MixStyle probability (``[B, T, F]`` inputs only)."""
+    fms_alpha: float = 0.3
+    max_steps: int | None = None
+    """Cap on optimiser steps (smoke tests); None = ``epochs`` full passes."""
+
+
+def finetune_teacher(
+    classifier: TeacherClassifier,
+    features: CachedFeatures,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    config: FinetuneConfig,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    history: list[dict] | None = None,
+) -> TeacherClassifier:
+    """Train ``classifier`` (in place) on ``features`` rows ``rows`` with class ``labels``.
+
+    ``features`` must be the cache of ``classifier.frontend``. Per-epoch loss and training
+    accuracy are appended to ``history`` when given. Returns the classifier in eval mode.
+    """
+    if features.frontend.key() != classifier.frontend.key():
+        raise ValueError(f"the teacher takes {classifier.frontend.name!r} features, got {features.frontend.name!r}")
+    rows, labels = np.asarray(rows, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    if len(rows) != len(labels) or len(rows) == 0:
+        raise ValueError(f"need as many labels as rows (and at least one), got {len(rows)} rows and {len(labels)} labels")
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    classifier.to(device).train()
+    encoder_ids = {id(p) for p in classifier.encoder.parameters()}
+    groups = [
+        {"params": list(classifier.encoder.parameters()), "lr": config.encoder_lr},
+        {"params": [p for p in classifier.parameters() if id(p) not in encoder_ids], "lr": config.lr},
+    ]
+    labels_t = torch.from_numpy(labels)
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_fn(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = augment(features.batch(rows[index]), config, generator).to(device)
+        y = labels_t[index].to(device)
+        logits, _, layer_logits = classifier(x)
+        layers = layer_logits.shape[1]
+        loss = nn.functional.cross_entropy(logits, y)
+        loss = loss + config.layer_loss_weight * nn.functional.cross_entropy(layer_logits.flatten(0, 1), y.repeat_interleave(layers))
+        return loss, (logits.argmax(-1) == y).float().mean()
+
+    epochs = fit_loop(loss_fn, len(rows), groups, config.epochs, config.batch_size, config.weight_decay,
+                      config.warmup_fraction, config.grad_clip, config.max_steps, seed, progress, "teacher fine-tuning")
+    if history is not None:
+        history.extend(epochs)
+    return classifier.eval()
+
+
+def augment(x: torch.Tensor, config: FinetuneConfig, generator: torch.Generator) -> torch.Tensor:
+    """Time roll (axis 1: samples of a waveform, frames of a spectrogram) and Freq-MixStyle."""
+    if config.roll_max > 0:
+        limit = max(1, int(x.shape[1] * config.roll_max))
+        shift = int(torch.randint(-limit, limit + 1, (1,), generator=generator))
+        x = torch.roll(x, shifts=shift, dims=1)
+    if config.fms_p > 0 and x.dim() == 3 and float(torch.rand(1, generator=generator)) < config.fms_p:
+        x = freq_mixstyle(x, config.fms_alpha, generator)
+    return x
+
+
+def freq_mixstyle(x: torch.Tensor, alpha: float, generator: torch.Generator) -> torch.Tensor:
+    """Freq-MixStyle (Schmid et al., 2022) on ``[B, T, F]``: mix per-frequency mean/std over time
+    with those of another clip, which perturbs the device's frequency response."""
+    mu = x.mean(dim=1, keepdim=True)
+    sigma = (x.var(dim=1, keepdim=True) + 1e-6).sqrt()
+    lam = torch.distributions.Beta(alpha, alpha).sample((x.shape[0], 1, 1))
+    perm = torch.randperm(x.shape[0], generator=generator)
+    mixed_mu = lam * mu + (1 - lam) * mu[perm]
+    mixed_sigma = lam * sigma + (1 - lam) * sigma[perm]
+    return (x - mu) / sigma * mixed_sigma + mixed_mu
+
+
+@torch.inference_mode()
+def teacher_outputs(
+    classifier: TeacherClassifier,
+    features: CachedFeatures,
+    rows: np.ndarray | None = None,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    cnn_steps: int = 25,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """What distillation needs from the teacher for each clip of ``rows`` (all rows when None):
+
+    - ``logits`` ``[N, classes]`` float32, the final head;
+    - ``layer_logits`` ``[N, layers, classes]`` float32, the per-layer heads (eq. 17);
+    - ``cnn_features`` ``[N, cnn_steps, C]`` float16, the front-end features average-pooled over
+      time to ``cnn_steps`` steps (default 25: half of HuBERT's 49 frames per second, the 2x
+      temporal down-sampling the paper's front-end alignment uses), for eq. 14-15.
+    """
+    rows = np.arange(len(features), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    classifier.to(device).eval()
+    parts: dict[str, list[np.ndarray]] = {"logits": [], "layer_logits": [], "cnn_features": []}
+    with progress_bar(progress, "teacher outputs", math.ceil(len(rows) / batch_size)) as advance:
+        for start in range(0, len(rows), batch_size):
+            logits, out, layer_logits = classifier(features.batch(rows[start : start + batch_size]).to(device))
+            cnn = nn.functional.adaptive_avg_pool1d(out.cnn_features.transpose(1, 2), cnn_steps).transpose(1, 2)
+            parts["logits"].append(logits.float().cpu().numpy())
+            parts["layer_logits"].append(layer_logits.float().cpu().numpy())
+            parts["cnn_features"].append(cnn.cpu().numpy().astype(np.float16))
+            advance(1)
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+# -- the shared loop ------------------------------------------------------------------------------
+
+
+def fit_loop(
+    loss_fn: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]],
+    num_items: int,
+    param_groups: Sequence[dict],
+    epochs: int,
+    batch_size: int,
+    weight_decay: float,
+    warmup_fraction: float,
+    grad_clip: float,
+    max_steps: int | None,
+    seed: int,
+    progress: bool,
+    description: str,
+) -> list[dict]:
+    """AdamW + warm-up/cosine over shuffled mini-batches of item indices; ``loss_fn(index)``
+    returns ``(loss, accuracy)`` of one batch. Returns per-epoch mean loss and accuracy."""
+    params = [p for group in param_groups for p in group["params"]]
+    optimizer = torch.optim.AdamW(param_groups, weight_decay=weight_decay)
+    total = math.ceil(num_items / batch_size) * epochs
+    total = total if max_steps is None else min(total, max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup_fraction))
+    rng = np.random.default_rng(seed)
+    history: list[dict] = []
+    step = 0
+    with progress_bar(progress, description, total) as advance:
+        for epoch in range(epochs):
+            order = rng.permutation(num_items)
+            sums = np.zeros(3)
+            for start in range(0, num_items, batch_size):
+                if step >= total:
+                    break
+                index = order[start : start + batch_size]
+                loss, accuracy = loss_fn(index)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                sums += (loss.item() * len(index), accuracy.item() * len(index), len(index))
+                advance(1, f"loss {loss.item():.3f}")
+            if sums[2]:
+                history.append({"epoch": epoch + 1, "loss": round(sums[0] / sums[2], 4), "accuracy": round(sums[1] / sums[2], 4)})
+                if progress:
+                    Console(stderr=True).print(f"{description}: epoch {epoch + 1} loss {history[-1]['loss']:.4f} accuracy {history[-1]['accuracy']:.3f}")
+    return history
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up over ``warmup_fraction`` of the steps, then cosine to 0."""
+    warmup = max(1, round(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+
+    return factor
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[..., None]]:
+    """Yield ``advance(n, status="")``: a rich progress bar on stderr when enabled, else a no-op."""
+    if not enabled:
+        yield lambda n, status="": None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=total, status="")
+        yield lambda n, status="": bar.update(task, advance=n, status=status)

@@ -1,0 +1,167 @@
+"""HuBERT teacher: pseudo labels aligned with the conv frames, masked-unit pre-training that
+learns, save/reload, fine-tuning of the generic TeacherClassifier, and the teacher outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers.models.hubert.modeling_hubert import HubertModel
+
+from ascbench.features.cache import CachedFeatures
+from ascbench.features.frontends import RawWaveform
+from ascbench.teachers.base import TeacherClassifier
+from ascbench.teachers.finetune import FinetuneConfig, finetune_teacher, teacher_outputs
+from ascbench.teachers.hubert import HubertTeacher, build_hubert, hubert_config, load_hubert, save_hubert
+from ascbench.teachers.hubert_pretrain import (
+    HubertPretrainConfig,
+    UnitPredictor,
+    fit_units,
+    masked_prediction_loss,
+    mfcc_frames,
+    pretrain_hubert,
+    span_mask,
+)
+
+TINY = (
+    ("hidden_size", 32),
+    ("num_hidden_layers", 2),
+    ("num_attention_heads", 2),
+    ("intermediate_size", 64),
+    ("conv_dim", (16,) * 7),
+    ("num_conv_pos_embeddings", 8),
+    ("num_conv_pos_embedding_groups", 4),
+)
+FREQS = (200.0, 500.0, 1200.0, 3000.0)
+
+
+def tone_clips(n: int, seed: int = 0, samples: int = 16_000) -> tuple[np.ndarray, np.ndarray]:
+    """Clips of 4 tone segments each (boundaries on the 20 ms grid) + noise; label = first tone."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / 16_000
+    clips = np.zeros((n, samples), np.float32)
+    labels = np.zeros(n, np.int64)
+    for i in range(n):
+        edges = np.sort(rng.choice(np.arange(1600, samples - 1600, 320), 3, replace=False))
+        for j, segment in enumerate(np.split(np.arange(samples), edges)):
+            k = rng.integers(len(FREQS))
+            labels[i] = k if j == 0 else labels[i]
+            clips[i, segment] = 0.3 * np.sin(2 * np.pi * FREQS[k] * t[segment])
+        clips[i] += 0.01 * rng.standard_normal(samples)
+    return clips, labels
+
+
+def waves(array: np.ndarray, tmp_path) -> CachedFeatures:
+    names = tuple(f"audio/clip-{i}.wav" for i in range(len(array)))
+    return CachedFeatures(frontend=RawWaveform(16_000), path=tmp_path, array=array, filenames=names)
+
+
+def tiny_model(seed: int = 0) -> HubertModel:
+    return build_hubert(hubert_config("small", **dict(TINY)), seed=seed)
+
+
+def test_mfcc_frames_align_with_conv_frames():
+    model = tiny_model()
+    x = torch.randn(2, 16_000)
+    teacher = HubertTeacher(model).eval()
+    out = teacher(x)
+    assert mfcc_frames(x).shape == (2, 49, 39)
+    assert out.cnn_features.shape == (2, 49, 16)
+    assert len(out.hidden_states) == 2 and out.hidden_states[0].shape == (2, 49, 32)
+    torch.testing.assert_close(out.pooled, out.hidden_states[-1].mean(1))
+
+
+def test_units_separate_tones(tmp_path):
+    """k-means on MFCC frames gives one unit per tone: frames of one tone share their unit."""
+    clips = np.zeros((8, 16_000), np.float32)
+    t = np.arange(8000) / 16_000
+    for i in range(8):
+        clips[i, :8000] = 0.3 * np.sin(2 * np.pi * FREQS[i % 2] * t)
+        clips[i, 8000:] = 0.3 * np.sin(2 * np.pi * FREQS[2 + i % 2] * t)
+    units, _ = fit_units(mfcc_frames, waves(clips, tmp_path), np.arange(8), 4, 10_000, 0, torch.device("cpu"))
+    assert units.shape == (8, 49)
+    # frames well inside each half: one unit per (clip parity, half), and 4 distinct units overall
+    firsts = {(i % 2, units[i, 5]) for i in range(8)} | {(2 + i % 2, units[i, 40]) for i in range(8)}
+    assert len(firsts) == 4 and len({u for _, u in firsts}) == 4
+
+
+def test_masked_prediction_loss_is_eq8():
+    torch.manual_seed(0)
+    predictor = UnitPredictor(hidden_size=8, final_dim=4, clusters=3, temperature=0.1)
+    outputs, units = torch.randn(2, 5, 8), torch.randint(0, 3, (2, 5))
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[0, 1:3] = mask[1, 4] = True
+    loss, _ = masked_prediction_loss(predictor, outputs, units, mask)
+    a = predictor.proj(outputs[mask])
+    cos = torch.nn.functional.cosine_similarity(a[:, None], predictor.units[None], dim=-1)
+    expected = -torch.log_softmax(cos / 0.1, dim=-1)[torch.arange(3), units[mask]].mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_span_mask_masks_spans():
+    np.random.seed(0)
+    mask = span_mask(4, 49, HubertPretrainConfig(), torch.device("cpu"))
+    assert mask.shape == (4, 49) and mask.dtype == torch.bool
+    fraction = mask.float().mean().item()
+    assert 0.2 < fraction < 0.95  # spans of 10 from 80 % of the frames, overlapping
+
+
+def test_pretraining_lowers_masked_loss_and_resumes(tmp_path):
+    clips, _ = tone_clips(48)
+    config = HubertPretrainConfig(model_overrides=TINY, clusters=8, epochs=5, batch_size=16, lr=2e-3, final_dim=16)
+    model = pretrain_hubert(waves(clips, tmp_path), np.arange(48), config, tmp_path / "work", seed=0, progress=False)
+    log = __import__("json").loads((tmp_path / "work" / "pretrain_log.json").read_text())
+    losses = [epoch["loss"] for epoch in log[0]["epochs"]]
+    assert losses[-1] < losses[0] - 0.2, losses
+    assert not model.training
+    # a repeated call reuses the finished iteration instead of training again
+    again = pretrain_hubert(waves(clips, tmp_path), np.arange(48), config, tmp_path / "work", seed=0, progress=False)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_second_iteration_clusters_layer_features(tmp_path):
+    clips, _ = tone_clips(32, seed=1)
+    config = HubertPretrainConfig(
+        model_overrides=TINY, clusters=6, iterations=2, second_layer=1, second_clusters=5, epochs=1, batch_size=16, final_dim=16
+    )
+    pretrain_hubert(waves(clips, tmp_path), np.arange(32), config, tmp_path / "work", seed=0, progress=False)
+    log = __import__("json").loads((tmp_path / "work" / "pretrain_log.json").read_text())
+    assert [entry["clusters"] for entry in log] == [6, 5]
+    assert (tmp_path / "work" / "iter2" / "config.json").is_file()
+
+
+def test_save_and_reload_gives_identical_outputs(tmp_path):
+    model = tiny_model(seed=3).eval()
+    save_hubert(model, tmp_path / "hubert")
+    reloaded = load_hubert(tmp_path / "hubert").eval()
+    x = torch.randn(2, 16_000)
+    a, b = HubertTeacher(model)(x), HubertTeacher(reloaded)(x)
+    assert torch.equal(a.cnn_features, b.cnn_features)
+    for ha, hb in zip(a.hidden_states, b.hidden_states, strict=True):
+        assert torch.equal(ha, hb)
+
+
+def test_load_hubert_rejects_non_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        load_hubert(tmp_path)
+
+
+def test_finetune_learns_labels_and_outputs_have_shapes(tmp_path):
+    clips, labels = tone_clips(64, seed=2)
+    features = waves(clips, tmp_path)
+    classifier = TeacherClassifier(HubertTeacher(tiny_model()), num_classes=4)
+    x = features.batch(np.arange(64))
+    before = torch.nn.functional.cross_entropy(classifier.eval()(x)[0], torch.from_numpy(labels)).item()
+    history: list[dict] = []
+    config = FinetuneConfig(epochs=8, batch_size=16, lr=3e-3, encoder_lr=1e-3, roll_max=0.0)
+    finetune_teacher(classifier, features, np.arange(64), labels, config, seed=0, progress=False, history=history)
+    with torch.no_grad():
+        after = torch.nn.functional.cross_entropy(classifier(x)[0], torch.from_numpy(labels)).item()
+    assert after < before * 0.7, (before, after, history)
+    outputs = teacher_outputs(classifier, features, np.arange(10), batch_size=4)
+    assert outputs["logits"].shape == (10, 4) and outputs["logits"].dtype == np.float32
+    assert outputs["layer_logits"].shape == (10, 2, 4)
+    assert outputs["cnn_features"].shape == (10, 25, 16) and outputs["cnn_features"].dtype == np.float16
+    with torch.no_grad():
+        np.testing.assert_allclose(outputs["logits"], classifier(x[:10])[0].numpy(), rtol=1e-4, atol=1e-5)
