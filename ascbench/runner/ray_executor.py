@@ -1,0 +1,167 @@
+"""Run a grid on a Ray cluster: one Ray task per run, the same :func:`execute_run` as locally.
+
+Records stay the single source of truth, so the rules are the local executor's:
+
+- a run whose complete record exists is not scheduled (unless ``force``); after a driver or node
+  death the same command keeps every finished run and reruns only the unfinished ones (Ray
+  itself retries a task whose worker died, and :func:`execute_run` resumes from its checkpoints);
+- runs that share a teacher stage (``request.shared_stage_key()``, e.g. the same teacher on the
+  same split) must not train it twice at the same time: the first pending run of each group
+  builds it, and the others are Ray tasks that take the first one's result as an argument, so
+  Ray starts them only after it finished and they find the stage in the cache. If that first
+  run fails, they are reported as not run instead of each retrying the stage in parallel.
+
+Every node must see the same data root, ascbench home and submissions folder (a shared file
+system) and have ascbench installed; the driver fixes the home into each request so that no
+worker falls back to its own ``$ASCBENCH_HOME``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ascbench.data.reader import load_dataset
+from ascbench.paths import resolve_home
+from ascbench.results.store import ResultsStore
+from ascbench.runner.request import RunOutcome, RunRequest
+
+RAY_MISSING = "the Ray executor needs Ray: pip install 'ascbench[ray]'"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or an ImportError that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(RAY_MISSING) from None
+    return ray
+
+
+def stage_key(request: RunRequest) -> Hashable | None:
+    """The teacher stage a run shares with others (None: none)."""
+    method: Callable[[], Hashable | None] | None = getattr(request, "shared_stage_key", None)
+    return method() if method is not None else None
+
+
+def plan(requests: Sequence[RunRequest]) -> list[int | None]:
+    """For each request, the index of the request it must wait for (None: start at once).
+
+    The first request of each shared-stage group builds the stage; the rest of the group wait for it.
+    """
+    leaders: dict[Hashable, int] = {}
+    waits: list[int | None] = []
+    for index, request in enumerate(requests):
+        key = stage_key(request)
+        if key is None:
+            waits.append(None)
+        elif key in leaders:
+            waits.append(leaders[key])
+        else:
+            leaders[key] = index
+            waits.append(None)
+    return waits
+
+
+def already_recorded(requests: Sequence[RunRequest]) -> dict[int, RunOutcome]:
+    """Outcomes of the requests whose complete record exists (and that are not forced)."""
+    from ascbench.runner.execute import run_key
+
+    datasets: dict[Path, Any] = {}
+    done: dict[int, RunOutcome] = {}
+    for index, request in enumerate(requests):
+        if request.force:
+            continue
+        root = Path(request.data_root)
+        if root not in datasets:
+            datasets[root] = load_dataset(root)
+        store = ResultsStore(request.home)
+        key = run_key(request, datasets[root])
+        if store.exists(key):
+            done[index] = RunOutcome(request, store.read(key), store.record_path(key), skipped=True)
+    return done
+
+
+def _execute(request: RunRequest, after: RunOutcome | None = None) -> RunOutcome:
+    """The body of one Ray task (module level, so workers import it instead of unpickling code)."""
+    from ascbench.runner.execute import execute_run
+    from ascbench.runner.local import RECOVERABLE
+
+    if after is not None and after.error is not None:
+        return RunOutcome(request, None, None, error=f"not run: {after.request.label()}, which builds the shared teacher stage, failed ({after.error})")
+    try:
+        return execute_run(request, progress=False)
+    except RECOVERABLE as error:
+        return RunOutcome(request, None, None, error=f"{type(error).__name__}: {error}")
+
+
+def run_with_ray(
+    requests: Sequence[RunRequest],
+    address: str | None = None,
+    cpus_per_run: float = 1,
+    gpus_per_run: float = 0,
+    *,
+    progress: bool = True,
+    console: Console | None = None,
+) -> list[RunOutcome]:
+    """Execute ``requests`` as Ray tasks; one outcome per request, in request order.
+
+    ``address``: None starts a local Ray instance (or joins ``$RAY_ADDRESS``), ``"auto"`` joins
+    the cluster this machine belongs to, ``"host:port"`` a given one. A Ray session that is
+    already initialised is used as it is and left running.
+    """
+    ray = import_ray()
+    console = console or Console()
+    requests = [dataclasses.replace(r, home=resolve_home(r.home)) for r in requests]
+    outcomes: dict[int, RunOutcome] = already_recorded(requests)
+    for index in outcomes:
+        console.print(f"[dim]{requests[index].label()}: complete record found, skipped (--force reruns)[/]")
+    pending = [i for i in range(len(requests)) if i not in outcomes]
+    waits = plan([requests[i] for i in pending])
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    try:
+        task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run)(_execute)
+        refs: list[Any] = []
+        for position, index in enumerate(pending):
+            wait = waits[position]
+            after = refs[wait] if wait is not None else None
+            refs.append(task.remote(requests[index], after))
+        index_of = {ref: index for ref, index in zip(refs, pending)}
+        with Progress(
+            TextColumn("[bold]runs (ray)[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not progress,
+        ) as bar:
+            bar_task = bar.add_task("", total=len(requests), completed=len(outcomes))
+            remaining = list(refs)
+            while remaining:
+                ready, remaining = ray.wait(remaining, num_returns=1)
+                index = index_of[ready[0]]
+                outcomes[index] = _result(ray, ready[0], requests[index])
+                if outcomes[index].error:
+                    console.print(f"[red]run {requests[index].label()} failed:[/] {outcomes[index].error}")
+                bar.advance(bar_task)
+    finally:
+        if started_here:
+            ray.shutdown()
+    return [outcomes[i] for i in range(len(requests))]
+
+
+def _result(ray: Any, ref: Any, request: RunRequest) -> RunOutcome:
+    """A task's outcome; an exception that escaped it (a bug, a lost node) becomes the run's error."""
+    try:
+        return ray.get(ref)
+    except Exception as error:  # RayTaskError wraps the worker's exception; keep its last line
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        return RunOutcome(request, None, None, error=f"{type(error).__name__}: {reason}")
