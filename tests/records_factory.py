@@ -111,3 +111,19 @@ def make_record(
 def rekey(record: Record, **changes: object) -> Record:
     """The same record under a key with some fields changed (dataset, fraction, system, ...)."""
     return dataclasses.replace(record, key=dataclasses.replace(record.key, **changes))
+
+
+def make_wrong(predictions: ClipPredictions, n: int) -> ClipPredictions:
+    """The same predictions with the first ``n`` correctly classified clips now misclassified
+    (the true class's score moved to the next class): a controlled, small accuracy loss."""
+    scores = np.array(predictions.scores, copy=True)
+    right = np.flatnonzero(predictions.predicted == predictions.labels)[:n]
+    for i in right:
+        label = predictions.labels[i]
+        scores[i, (label + 1) % len(SCENES)] = scores[i, label] + 1.0
+    return dataclasses.replace(predictions, scores=scores)
+
+
+def with_predictions(record: Record, predictions: ClipPredictions) -> Record:
+    """``record`` with its metrics recomputed from ``predictions``."""
+    return dataclasses.replace(record, metrics=evaluate(predictions, n_resamples=RESAMPLES, seed=record.key.seed))
