@@ -1,0 +1,45 @@
+"""Knowledge-distillation building blocks (seed paper §3.3): losses, layer routing, feature taps, QAT.
+
+Pure modules: recipes wire them to teachers and students. Training-only parts (the projection
+W_p, auxiliary stage heads) live outside the deployable model so that what is measured and
+quantized is exactly the student.
+"""
+
+from ascbench.distill.features import FeatureTaps, frame_sequence, pool_student, pool_teacher, tap_channels
+from ascbench.distill.losses import (
+    ABLATABLE,
+    DistillConfig,
+    DistillObjective,
+    FrontAlignment,
+    HierarchicalKD,
+    LossTerms,
+    adaptive_temperature,
+    cosine_alignment_loss,
+    kd_loss,
+    logit_kd_loss,
+    total_loss,
+)
+from ascbench.distill.routing import Routing, linear_cka, route, similarity_matrix
+
+__all__ = [
+    "ABLATABLE",
+    "DistillConfig",
+    "DistillObjective",
+    "FeatureTaps",
+    "FrontAlignment",
+    "HierarchicalKD",
+    "LossTerms",
+    "Routing",
+    "adaptive_temperature",
+    "cosine_alignment_loss",
+    "frame_sequence",
+    "kd_loss",
+    "linear_cka",
+    "logit_kd_loss",
+    "pool_student",
+    "pool_teacher",
+    "route",
+    "similarity_matrix",
+    "tap_channels",
+    "total_loss",
+]

@@ -1,0 +1,303 @@
+"""Distillation building blocks: each loss against hand-computed values, routing on planted data,
+and a few real training steps of the MobileNetV2 student under the full objective."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ascbench.distill import (
+    DistillConfig,
+    DistillObjective,
+    FeatureTaps,
+    FrontAlignment,
+    HierarchicalKD,
+    adaptive_temperature,
+    cosine_alignment_loss,
+    kd_loss,
+    linear_cka,
+    logit_kd_loss,
+    pool_student,
+    route,
+    tap_channels,
+    total_loss,
+)
+from ascbench.distill.losses import resample_frames
+from ascbench.distill.routing import Routing
+from baselines.mobilenetv2_student import mobilenetv2_student
+
+# --- eq. 16: adaptive temperature -------------------------------------------------------------
+
+
+def test_temperature_schedule_values() -> None:
+    assert adaptive_temperature(0) == pytest.approx(10.0)  # Tmax + Tmin, as the formula reads
+    assert adaptive_temperature(100) == pytest.approx(8 * math.exp(-1) + 2)  # 4.943
+    assert adaptive_temperature(0, form="interpolate") == pytest.approx(8.0)
+    assert adaptive_temperature(100, form="interpolate") == pytest.approx(6 * math.exp(-1) + 2)
+    assert adaptive_temperature(1e6) == pytest.approx(2.0)
+
+
+def test_temperature_clock_can_follow_a_longer_schedule() -> None:
+    config = DistillConfig(temperature_epochs=150)
+    # Epoch 5 of 10 stands for epoch 75 of the 150-epoch recipe.
+    assert config.temperature(5, total_epochs=10) == pytest.approx(adaptive_temperature(75))
+    assert DistillConfig().temperature(5) == pytest.approx(adaptive_temperature(5))
+    with pytest.raises(ValueError, match="total_epochs"):
+        config.temperature(5)
+
+
+# --- eq. 2-3: logit KD ----------------------------------------------------------------------
+
+
+def test_kd_is_zero_when_student_equals_teacher() -> None:
+    z = 5 * torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
+    assert logit_kd_loss(z, z.clone(), temperature=4.0).item() == pytest.approx(0.0, abs=1e-5)
+    assert logit_kd_loss(z, z.flip(0), temperature=4.0).item() > 0.1
+
+
+def test_kd_matches_hand_computed_kl() -> None:
+    teacher = torch.tensor([[0.7, 0.2, 0.1]])
+    student = torch.tensor([[1.0, 0.0, -1.0]])
+    t = 2.0
+    q = [math.exp(v / t) for v in (1.0, 0.0, -1.0)]
+    q = [v / sum(q) for v in q]
+    kl = sum(p * math.log(p / qi) for p, qi in zip((0.7, 0.2, 0.1), q))
+    assert kd_loss(student, teacher, t).item() == pytest.approx(t**2 * kl, rel=1e-5)
+
+
+def test_logit_kd_softens_teacher_with_same_temperature() -> None:
+    teacher_logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    student = torch.tensor([[0.5, 0.5], [1.0, -1.0]])
+    t = 3.0
+    expected = kd_loss(student, torch.softmax(teacher_logits / t, dim=-1), t)
+    assert logit_kd_loss(student, teacher_logits, t).item() == pytest.approx(expected.item())
+    assert logit_kd_loss(student, teacher_logits, t).item() > 0
+
+
+# --- eq. 14-15: front-end alignment -----------------------------------------------------------
+
+
+def test_cosine_loss_hand_values() -> None:
+    teacher = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]])  # [B=1, T=3, C=2]
+    student = torch.tensor([[[3.0, 0.0], [1.0, 1.0], [0.0, -1.0]]])
+    # Per frame: aligned (0), 45 degrees (1 - 1/sqrt 2), opposite (2).
+    expected = (0.0 + (1 - 1 / math.sqrt(2)) + 2.0) / 3
+    assert cosine_alignment_loss(teacher, student).item() == pytest.approx(expected, rel=1e-6)
+    assert cosine_alignment_loss(teacher, 5 * teacher).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_resample_frames_interpolates_in_time() -> None:
+    ramp = torch.linspace(0, 1, 49).reshape(1, 49, 1).repeat(1, 1, 3)
+    out = resample_frames(ramp, 33)
+    assert out.shape == (1, 33, 3)
+    assert torch.all(out[0, 1:, 0] > out[0, :-1, 0])  # still increasing
+    assert out[0, 16, 0].item() == pytest.approx(0.5, abs=1e-6)  # centre stays the centre
+
+
+def test_front_alignment_learns_projection_to_student_frames() -> None:
+    torch.manual_seed(0)
+    teacher = torch.randn(8, 49, 12)  # [B, T_t, D_t] teacher CNN frames
+    mix = torch.randn(12, 6)
+    # Student front map [B, C=6, F=4, T=33] whose frequency mean is reachable by eq. 14
+    # (W_p = mix, unit LayerNorm) followed by the time interpolation.
+    frames = resample_frames(nn.functional.layer_norm(teacher @ mix, (6,)), 33)  # [B, 33, 6]
+    student = frames.transpose(1, 2).unsqueeze(2).repeat(1, 1, 4, 1)
+    align = FrontAlignment(teacher_dim=12, student_channels=6)
+    opt = torch.optim.Adam(align.parameters(), lr=0.05)
+    start = align(teacher, student).item()
+    for _ in range(100):
+        loss = align(teacher, student)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert start > 0.3
+    assert loss.item() < 0.01  # W_p (+ LayerNorm) found the alignment
+
+
+def test_front_alignment_rejects_wrong_shapes() -> None:
+    align = FrontAlignment(teacher_dim=12, student_channels=6)
+    with pytest.raises(ValueError, match=r"teacher features \[B, T, 12\]"):
+        align(torch.randn(2, 10, 8), torch.randn(2, 6, 4, 5))
+    with pytest.raises(ValueError, match="student front has 5 channels"):
+        align(torch.randn(2, 10, 12), torch.randn(2, 5, 4, 5))
+
+
+# --- routing ----------------------------------------------------------------------------------
+
+
+def _orthonormal_rows(d_in: int, d_out: int, gen: torch.Generator) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(d_out, d_in, generator=gen))
+    return q.T  # [d_in, d_out], orthonormal rows: preserves the Gram matrix
+
+
+def test_linear_cka_properties() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 8, generator=gen)
+    y = 3.0 * x @ _orthonormal_rows(8, 20, gen)
+    assert linear_cka(x, y) == pytest.approx(1.0, abs=1e-9)
+    z = torch.randn(64, 8, generator=gen)
+    assert 0.0 <= linear_cka(x, z) < 0.5
+    assert linear_cka(x, z) == pytest.approx(linear_cka(z, x))
+
+
+def test_routing_picks_planted_layers_in_order() -> None:
+    gen = torch.Generator().manual_seed(1)
+    n, d_teacher = 96, 12
+    bases = [torch.randn(n, 8, generator=gen) for _ in range(2)]
+    planted = {0: (5, 1, 3), 1: (0, 6, 2)}  # most similar first
+    noise = (0.1, 0.6, 1.2)
+    layers = [torch.randn(n, d_teacher, generator=gen) for _ in range(8)]  # layers 4, 7 unrelated
+    for stage, picks in planted.items():
+        for layer, sigma in zip(picks, noise):
+            layers[layer] = bases[stage] @ _orthonormal_rows(8, d_teacher, gen) + sigma * torch.randn(n, d_teacher, generator=gen)
+    teacher = torch.stack(layers, dim=1)  # [N, L, D]
+    student = [2.0 * bases[0] @ _orthonormal_rows(8, 16, gen), bases[1] @ _orthonormal_rows(8, 24, gen)]
+    routing = route(student, teacher, k=3)
+    assert routing.layers == ((5, 1, 3), (0, 6, 2))
+    assert route(student, teacher, k=3) == routing  # deterministic
+    assert Routing.from_dict(json.loads(json.dumps(routing.to_dict()))) == routing
+
+
+def test_routing_breaks_ties_towards_lower_layer() -> None:
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(32, 6, generator=gen)
+    teacher = [torch.randn(32, 6, generator=gen), x.clone(), torch.randn(32, 6, generator=gen), x.clone()]
+    assert route([x], teacher, k=2).layers == ((1, 3),)
+    with pytest.raises(ValueError, match="k=5"):
+        route([x], teacher, k=5)
+
+
+def test_routing_targets_average_routed_softened_layers() -> None:
+    routing = Routing(similarity=((0.9, 0.1, 0.5),), layers=((0, 2),))
+    layer_logits = torch.tensor([[[2.0, 0.0], [9.0, -9.0], [0.0, 2.0]]])  # [B=1, L=3, C=2]
+    t = 2.0
+    p0 = torch.softmax(torch.tensor([2.0, 0.0]) / t, dim=0)
+    p2 = torch.softmax(torch.tensor([0.0, 2.0]) / t, dim=0)
+    target = routing.targets(layer_logits, t)
+    assert target.shape == (1, 1, 2)
+    torch.testing.assert_close(target[0, 0], (p0 + p2) / 2)  # layer 1 (unrouted) ignored
+    with pytest.raises(ValueError, match=r"\[B, 3, C\]"):
+        routing.targets(torch.zeros(1, 4, 2), t)
+
+
+# --- eq. 17: hierarchical KD ------------------------------------------------------------------
+
+
+def _head_emitting(hier: HierarchicalKD, stage: int, logits: torch.Tensor) -> None:
+    linear = hier.heads[stage][-1]
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(logits)
+
+
+def test_hierarchical_kd_zero_at_routed_mean_and_sum_mode_adds_terms() -> None:
+    t = 4.0
+    probs = torch.tensor([[[[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.4, 0.4, 0.2]]]])  # [B=1, S=1, k=3, C=3]
+    features = [torch.randn(1, 5, 2, 2)]
+    hier = HierarchicalKD([5], n_classes=3, target="mean")
+    # A head whose softened output is exactly the mean of the routed distributions: no loss.
+    _head_emitting(hier, 0, t * probs[0, 0].mean(0).log())
+    assert hier(features, probs, t).item() == pytest.approx(0.0, abs=1e-6)
+    summed = HierarchicalKD([5], n_classes=3, target="sum")
+    summed.load_state_dict(hier.state_dict())
+    logits = hier.stage_logits(features)[0]
+    expected = sum(kd_loss(logits, probs[:, 0, k], t) for k in range(3))
+    assert summed(features, probs, t).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert expected.item() > 0
+
+
+# --- eq. 19 and the config --------------------------------------------------------------------
+
+
+def test_total_loss_weights_terms() -> None:
+    config = DistillConfig(alpha_front=0.5, alpha_kd=2.0, alpha_ce=0.25)
+    ce, kd, front = torch.tensor(1.0), torch.tensor(3.0), torch.tensor(4.0)
+    assert total_loss(config, ce, kd, front).item() == pytest.approx(0.5 * 4 + 2 * 3 + 0.25 * 1)
+    assert total_loss(config, ce).item() == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="front is off"):
+        total_loss(config.ablated(["front"]), ce, kd, front)
+
+
+def test_config_ablation_and_qat_schedule() -> None:
+    config = DistillConfig().ablated(["front", "adir", "unknown-thing"])
+    assert not config.front and not config.adir and config.hier and config.qat and config.fms
+    assert [DistillConfig(qat_start=0.8).qat_active(e, 10) for e in range(10)] == [False] * 8 + [True] * 2
+    assert not DistillConfig(qat=False).qat_active(9, 10)
+    with pytest.raises(ValueError, match="hier_target"):
+        DistillConfig(hier_target="max")
+    with pytest.raises(ValueError, match="t_min"):
+        DistillConfig(t_min=0)
+
+
+# --- the student under the full objective -----------------------------------------------------
+
+
+def test_feature_taps_unknown_name_and_cleanup() -> None:
+    model = mobilenetv2_student()
+    with pytest.raises(KeyError, match="close names"):
+        FeatureTaps(model, ["blocks.9"])
+    with FeatureTaps(model, ["bn1"]):
+        assert len(model.bn1._forward_hooks) == 1
+    assert len(model.bn1._forward_hooks) == 0
+
+
+def test_student_training_steps_lower_total_distillation_loss() -> None:
+    torch.manual_seed(0)
+    n, n_classes, shape = 20, 10, (1, 32, 24)  # small maps keep the CPU test fast
+    labels = torch.arange(n) % n_classes
+    prototypes = torch.randn(n_classes, *shape)
+    x = prototypes[labels] + 0.5 * torch.randn(n, *shape)
+    # Cached teacher outputs that carry the labels: final logits, 6 layer logits, CNN frames.
+    teacher_logits = 4.0 * nn.functional.one_hot(labels, n_classes).float()
+    teacher_layers = teacher_logits[:, None] * torch.linspace(0.2, 1.0, 6)[None, :, None] + torch.randn(n, 6, n_classes)
+    teacher_front = torch.randn(n, 25, 12)
+
+    model = mobilenetv2_student(n_classes=n_classes)
+    front_tap, stages = model.front_tap, list(model.stage_taps())[-2:]
+    channels = tap_channels(model, [front_tap, *stages], shape)
+    with torch.no_grad(), FeatureTaps(model, stages) as taps:
+        model.eval()
+        model(x)
+        student_repr = [pool_student(t) for t in taps.take(stages)]
+    routing = route(student_repr, teacher_layers + 0.1 * torch.randn(n, 6, n_classes), k=3)
+    objective = DistillObjective(
+        DistillConfig(), n_classes, teacher_front_dim=12, student_front_channels=channels[0],
+        stage_channels=channels[1:], routing=routing,
+    )
+    opt = torch.optim.Adam([*model.parameters(), *objective.parameters()], lr=3e-3)
+    model.train()
+
+    def step() -> float:
+        with FeatureTaps(model, [front_tap, *stages]) as taps:
+            logits = model(x)
+        terms = objective(
+            logits, labels, temperature=DistillConfig().temperature(0), teacher_logits=teacher_logits,
+            teacher_layer_logits=teacher_layers, stage_features=taps.take(stages),
+            teacher_front=teacher_front, student_front=taps[front_tap],
+        )
+        opt.zero_grad()
+        terms.total.backward()
+        opt.step()
+        assert set(terms.floats()) == {"total", "ce", "kd", "front"}
+        return terms.total.item()
+
+    losses = [step() for _ in range(8)]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert objective.front is not None and objective.front.proj.weight.grad is not None
+    assert all(h[-1].weight.grad is not None for h in objective.hier.heads)
+
+
+def test_objective_without_components_needs_no_teacher_inputs() -> None:
+    config = DistillConfig(front=False, hier=False, final_kd=False)
+    objective = DistillObjective(config)
+    assert list(objective.parameters()) == []
+    logits, labels = torch.randn(4, 10), torch.tensor([0, 1, 2, 3])
+    terms = objective(logits, labels, temperature=2.0)
+    assert terms.kd is None and terms.front is None
+    assert terms.total.item() == pytest.approx(nn.functional.cross_entropy(logits, labels).item())
+    with pytest.raises(ValueError, match="teacher_logits"):
+        DistillObjective(DistillConfig(front=False, hier=False))(logits, labels, temperature=2.0)
