@@ -27,6 +27,7 @@ from ascbench.distill import (
     total_loss,
 )
 from ascbench.distill.losses import resample_frames
+from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, fake_quantize, has_fake_quant
 from ascbench.distill.routing import Routing
 from baselines.mobilenetv2_student import mobilenetv2_student
 
@@ -301,3 +302,72 @@ def test_objective_without_components_needs_no_teacher_inputs() -> None:
     assert terms.total.item() == pytest.approx(nn.functional.cross_entropy(logits, labels).item())
     with pytest.raises(ValueError, match="teacher_logits"):
         DistillObjective(DistillConfig(front=False, hier=False))(logits, labels, temperature=2.0)
+
+
+# --- eq. 18: quantization-aware training ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["symmetric", "mean_std"])
+def test_fake_quantized_weights_have_at_most_256_values_per_channel(mode: str) -> None:
+    model = mobilenetv2_student()
+    names = attach_fake_quant(model, mode=mode)
+    assert "conv_stem" in names and "classifier" in names and has_fake_quant(model)
+    for name in names:
+        weight = model.get_submodule(name).weight  # what the forward sees
+        per_channel = weight.detach().reshape(weight.shape[0], -1)
+        assert max(len(torch.unique(row)) for row in per_channel) <= 256, name
+    # Coarse enough to matter: the projection of stage 3 has more distinct float weights than int8 codes.
+    original = model.blocks[3][0].conv_pwl.parametrizations.weight.original
+    assert len(torch.unique(original[0])) > len(torch.unique(model.blocks[3][0].conv_pwl.weight[0]))
+
+
+def test_mean_std_reading_keeps_weights_below_the_mean() -> None:
+    w = torch.randn(4, 200, generator=torch.Generator().manual_seed(0))
+    q = fake_quantize(w, mode="mean_std")
+    mu, sigma = w.mean(1, keepdim=True), w.std(1, unbiased=False, keepdim=True)
+    assert torch.all(q.min(1).values < mu.squeeze(1) - sigma.squeeze(1))  # not clipped at the mean
+    inside = (w - mu).abs() <= 2 * sigma
+    assert torch.all((q - w).abs()[inside] <= (4 * sigma / 255 / 2).expand_as(w)[inside] + 1e-6)
+
+
+def test_straight_through_gradient() -> None:
+    conv = nn.Conv2d(3, 4, 3)
+    attach_fake_quant(conv)
+    upstream = torch.randn_like(conv.weight)
+    (conv.weight * upstream).sum().backward()
+    torch.testing.assert_close(conv.parametrizations.weight.original.grad, upstream)
+
+
+def test_symmetric_grid_survives_bn_folding() -> None:
+    w = fake_quantize(torch.randn(8, 16, 3, 3, generator=torch.Generator().manual_seed(3)))
+    bn_factor = torch.linspace(-2.0, 3.0, 8).reshape(8, 1, 1, 1)  # gamma / sqrt(var + eps), one per channel
+    folded = w * bn_factor
+    torch.testing.assert_close(fake_quantize(folded), folded, rtol=1e-5, atol=1e-7)
+
+
+def test_qat_steps_then_baked_model_matches_fake_quant_model() -> None:
+    torch.manual_seed(0)
+    shape, labels = (1, 32, 24), torch.arange(16) % 10
+    x = torch.randn(10, *shape)[labels] + 0.3 * torch.randn(16, *shape)
+    model = mobilenetv2_student()
+    attach_fake_quant(model)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(6):
+        loss = nn.functional.cross_entropy(model(x), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    model.eval()
+    with torch.no_grad():
+        fake_quant_logits = model(x)
+    detach_fake_quant(model)
+    assert not has_fake_quant(model)
+    assert "conv_stem.weight" in model.state_dict()  # plain keys again, loadable by the float factory
+    mobilenetv2_student().load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), fake_quant_logits)
+    # Baked weights are already on the int8 grid: quantizing again changes nothing.
+    torch.testing.assert_close(fake_quantize(model.blocks[2][1].conv_pw.weight), model.blocks[2][1].conv_pw.weight)

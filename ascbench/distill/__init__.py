@@ -19,6 +19,7 @@ from ascbench.distill.losses import (
     logit_kd_loss,
     total_loss,
 )
+from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, fake_quantize, has_fake_quant
 from ascbench.distill.routing import Routing, linear_cka, route, similarity_matrix
 
 __all__ = [
@@ -31,8 +32,12 @@ __all__ = [
     "LossTerms",
     "Routing",
     "adaptive_temperature",
+    "attach_fake_quant",
     "cosine_alignment_loss",
+    "detach_fake_quant",
+    "fake_quantize",
     "frame_sequence",
+    "has_fake_quant",
     "kd_loss",
     "linear_cka",
     "logit_kd_loss",
