@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from timm.models._efficientnet_builder import decode_arch_def, round_channels
 from timm.models.efficientnet import EfficientNet
@@ -93,28 +94,11 @@ class MobileNetV2Student(EfficientNet):
         return tuple(f"blocks.{i}" for i in range(1, len(self.blocks)))
 
 
-def mobilenetv2_student(
-    n_classes: int = 10,
-    width: float = 1.0,
-    head_channels: int = 128,
-    stem_channels: int = 16,
-    arch: Sequence[str] = STUDENT_ARCH,
-    frequency_only_stages: Sequence[int] = FREQUENCY_ONLY_STAGES,
-    in_channels: int = 1,
-    drop_rate: float = 0.0,
-) -> MobileNetV2Student:
+def mobilenetv2_student(n_classes: int = 10, width: float = 1.0, **options: Any) -> MobileNetV2Student:
     """The MobileNetV2 student; the defaults meet the DCASE limits on the 1 x 1 x 256 x 65 log-mel.
 
     ``width`` scales every channel count (rounded to multiples of 8, as timm does); widths above
-    1.0 break the limits and are for comparison only.
+    1.0 break the limits and are for comparison only. ``options``: the other arguments of
+    :class:`MobileNetV2Student` (head_channels, stem_channels, arch, frequency_only_stages, ...).
     """
-    return MobileNetV2Student(
-        n_classes=n_classes,
-        width=width,
-        head_channels=head_channels,
-        stem_channels=stem_channels,
-        arch=arch,
-        frequency_only_stages=frequency_only_stages,
-        in_channels=in_channels,
-        drop_rate=drop_rate,
-    )
+    return MobileNetV2Student(n_classes=n_classes, width=width, **options)
