@@ -47,12 +47,9 @@ def leaderboard(
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples for the paired comparison with the best system.")] = 1000,
     home: HomeOption = None,
 ) -> None:
-    """Leaderboards from the run records: one per data set (name and fingerprint), training
-    fraction and profile, systems aggregated over seeds (mean ± std), best accuracy first.
+    """Leaderboards from the run records: one per data set (name and fingerprint), training fraction and profile, systems aggregated over seeds (mean ± std), best accuracy first.
 
-    Columns follow the seed paper's tables (params, MACs, accuracy, S4–S6 attenuation, int8 size)
-    plus seen/unseen accuracy, 95 % CI, seeds, DCASE limits (≤ 128 kB int8 parameters, ≤ 30 M MACs)
-    and a paired bootstrap of each system against the best one on the same test clips.
+    Columns follow the seed paper's tables (params, MACs, accuracy, S4–S6 attenuation, int8 size) plus seen/unseen accuracy, 95 % CI, seeds, DCASE limits (≤ 128 kB int8 parameters, ≤ 30 M MACs) and a paired bootstrap of each system against the best one on the same test clips and seeds.
 
     The files under leaderboards/ are written by `ascbench leaderboard --export` and never by hand.
     """
@@ -130,12 +127,11 @@ def check(
     tolerance_acc: Annotated[float, typer.Option("--tolerance-acc", min=0.0, help="Allowed drop of mean accuracy, as a fraction (0.02 = 2 points).")] = 0.02,
     home: HomeOption = None,
 ) -> None:
-    """CI regression check: compare current records with a committed leaderboard.
+    """CI regression check: compare current records with a committed leaderboard JSON.
 
-    Only records of the reference's data set fingerprint, fraction and profile are used. A
-    system regresses if its mean accuracy drops by more than the tolerance, its parameters or
-    MACs grow, it newly breaks a DCASE limit, or it has no records. Exit status: 0 no
-    regressions, 1 regressions (listed in a table), 2 unreadable reference.
+    Only records of the reference's data set fingerprint, fraction and profile are used. A system regresses if its mean accuracy drops by more than the tolerance, its parameters or MACs grow, it newly breaks a DCASE limit, or it has no records.
+
+    Exit status: 0 no regressions, 1 regressions (listed in a table), 2 unreadable reference.
     """
     from ascbench.leaderboard.export import load_leaderboard_json
     from ascbench.leaderboard.regression import check_entry

@@ -109,19 +109,15 @@ class Leaderboard:
 
     def per_device(self) -> pd.DataFrame:
         """Mean macro accuracy per device over seeds: systems (table order) x devices."""
-        return pd.DataFrame(
-            {d: [aggregate(r.metrics.per_device.get(d) for r in self.records[s])[0] for s in self.table.index]
-             for d in DEVICES},
-            index=self.table.index,
-        ).astype(float)  # fmt: skip
+        return self._mean_over_seeds(lambda r, d: r.metrics.per_device.get(d), DEVICES)
 
     def per_class(self) -> pd.DataFrame:
         """Mean recall per scene over seeds: systems (table order) x scenes."""
-        return pd.DataFrame(
-            {c: [aggregate(r.metrics.per_class.get(c) for r in self.records[s])[0] for s in self.table.index]
-             for c in SCENES},
-            index=self.table.index,
-        ).astype(float)  # fmt: skip
+        return self._mean_over_seeds(lambda r, c: r.metrics.per_class.get(c), SCENES)
+
+    def _mean_over_seeds(self, get, columns: Sequence[str]) -> pd.DataFrame:
+        cells = {c: [aggregate(get(r, c) for r in self.records[s])[0] for s in self.table.index] for c in columns}
+        return pd.DataFrame(cells, index=self.table.index).astype(float)
 
     def confusion(self, system: str) -> np.ndarray:
         """Confusion counts [true, predicted] summed over the system's seeds."""

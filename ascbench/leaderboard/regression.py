@@ -89,7 +89,7 @@ def _compare_row(system: str, ref: dict[str, Any], cur: pd.Series, tolerance_acc
     found = []
     ref_acc, cur_acc = ref.get("accuracy"), cur["accuracy"]
     if ref_acc is not None and (pd.isna(cur_acc) or ref_acc - float(cur_acc) > tolerance_acc + 1e-12):
-        drop = "" if pd.isna(cur_acc) else f" (−{(ref_acc - float(cur_acc)) * 100:.2f} pts > {tolerance_acc * 100:g})"
+        drop = "" if pd.isna(cur_acc) else f" by {(ref_acc - float(cur_acc)) * 100:.2f} pts (tolerance {tolerance_acc * 100:g})"
         found.append(Finding(system, "accuracy dropped" + drop, _pct(ref_acc), _pct(cur_acc)))
     for column, label in (("params", "parameters grew"), ("macs", "MACs grew")):
         if ref.get(column) is not None and int(cur[column]) > int(ref[column]):
