@@ -133,8 +133,8 @@ def test_check_entry_compares_with_every_rule(runs) -> None:
     cp = [r for r in records if r.key.system == "cp-mobile"]
     lower = [dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, accuracy=r.metrics.accuracy - 0.03)) for r in cp]
     report = check_entry(entry, lower)
-    assert [(f.system, f.what.split(" (")[0]) for f in report.regressions] == [
-        ("cp-mobile", "accuracy dropped"), ("tiny-cnn", "missing: no current record")]  # fmt: skip
+    assert [(f.system, f.what) for f in report.regressions] == [
+        ("cp-mobile", "accuracy dropped by 3.00 pts (tolerance 2)"), ("tiny-cnn", "missing: no current record")]  # fmt: skip
     assert check_entry(entry, lower, tolerance_acc=0.05).regressions[0].system == "tiny-cnn"
     with pytest.raises(ValueError, match="tolerance_acc"):
         check_entry(entry, records, tolerance_acc=-0.01)
