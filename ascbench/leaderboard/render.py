@@ -89,7 +89,7 @@ def rank_display(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in table.iterrows():
         row = {"System": r["system"]}
-        row.update({column: percent(r[column]) for column in SPLIT_COLUMNS})
+        row.update({f"{column} %": percent(r[column]) for column in SPLIT_COLUMNS})
         row["Rank score %"] = percent(r["rank_score"])
         rows.append(row)
     return pd.DataFrame(rows)
