@@ -275,6 +275,17 @@ def test_cli_formats(home: Path, tmp_path: Path) -> None:
     assert ranks.exit_code == 0 and "DCASE rank score" in ranks.output and "split100" in ranks.output
 
 
+def test_cli_reports_unusable_records_and_ranks_the_rest(home: Path, runs) -> None:
+    store = ResultsStore(home)
+    path = store.record_path(runs["cp-mobile"][0][0].key)
+    path.write_text(path.read_text()[:100])  # an interrupted write from an older, non-atomic tool
+    result = _cli("leaderboard", "--format", "csv", "--resamples", "200")
+    assert result.exit_code == 0
+    assert f"skipped unusable record {path}" in " ".join(result.output.split())
+    [cp_row] = [line for line in result.output.splitlines() if ",cp-mobile," in line]
+    assert ",cp-mobile,BASE_I,baseline,2," in cp_row  # two seeds left
+
+
 def test_cli_without_matching_records_or_with_bad_input(home: Path) -> None:
     none = _cli("leaderboard", "--data", "tau22")
     assert none.exit_code == 1 and "no run records with data=tau22" in none.output
