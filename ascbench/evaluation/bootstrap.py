@@ -143,14 +143,21 @@ def paired_bootstrap(
             for idx in resample_indices(len(labels), n_resamples, seed)
         ]
     )
+    return summarise_differences(observed, differences, len(labels), confidence)
+
+
+def summarise_differences(
+    observed: float, differences: np.ndarray, n_clips: int, confidence: float = CONFIDENCE
+) -> PairedComparison:
+    """Interval and two-sided p-value of bootstrap differences A - B (shared by every paired test)."""
     flips = min(float(np.mean(differences <= 0)), float(np.mean(differences >= 0)))
     return PairedComparison(
         difference=observed,
         mean_difference=float(differences.mean()),
         ci95=percentile_interval(differences, confidence),
         p_value=min(1.0, 2.0 * flips),
-        n_resamples=n_resamples,
-        n_clips=len(labels),
+        n_resamples=len(differences),
+        n_clips=n_clips,
     )
 
 

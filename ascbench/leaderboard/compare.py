@@ -20,7 +20,7 @@ from ascbench.evaluation.bootstrap import (
     DEFAULT_SEED,
     PairedComparison,
     paired_bootstrap,
-    percentile_interval,
+    summarise_differences,
     resample_indices,
     resampled_macro_accuracy,
 )
@@ -63,12 +63,4 @@ def paired_over_seeds(
 
     observed = float(mean_gap(np.arange(len(labels))[None, :])[0])
     differences = np.concatenate([mean_gap(idx) for idx in resample_indices(len(labels), n_resamples, seed)])
-    flips = min(float(np.mean(differences <= 0)), float(np.mean(differences >= 0)))
-    return PairedComparison(
-        difference=observed,
-        mean_difference=float(differences.mean()),
-        ci95=percentile_interval(differences, confidence),
-        p_value=min(1.0, 2.0 * flips),
-        n_resamples=n_resamples,
-        n_clips=len(labels),
-    )
+    return summarise_differences(observed, differences, len(labels), confidence)
