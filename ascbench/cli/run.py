@@ -120,9 +120,10 @@ def run(
     except (ValueError, ImportError) as error:
         fail(str(error))
     failed = [o for o in outcomes if o.error]
+    from ascbench.results.store import ResultsStore
     from ascbench.runner.summary import print_summary
 
-    print_summary(outcomes, console)
+    print_summary(outcomes, console, ResultsStore(home))
     if failed:
         raise typer.Exit(1)
 

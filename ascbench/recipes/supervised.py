@@ -11,7 +11,7 @@ from torch import nn
 
 from ascbench.features.frontends import RawWaveform
 from ascbench.recipes.base import RecipeContext, RecipeResult
-from ascbench.training import TrainConfig, TrainingData, get_profile, train
+from ascbench.training import TrainConfig, TrainingData, TrainResult, get_profile, train
 
 ADIR_WAVEFORM_RATE = 32_000
 """ADIR convolves cached 32 kHz waveforms: the rate the baseline mel resamples to anyway."""
@@ -40,6 +40,20 @@ def training_data(ctx: RecipeContext, config: TrainConfig) -> TrainingData:
     )
 
 
+def training_notes(result: TrainResult) -> dict[str, object]:
+    """What the record keeps of a training call: enough to see it converged and how fast."""
+    last = result.history[-1] if result.history else None
+    return {
+        "epochs": result.epochs,
+        "steps": result.steps,
+        "resumed_from_epoch": result.resumed_from,
+        "final_train_loss": None if last is None else round(last.loss, 5),
+        "clips_per_second": None if last is None else round(last.clips_per_second, 1),
+        "precision": result.precision,
+        "device": result.device,
+    }
+
+
 class SupervisedRecipe:
     """Train the deployable model alone on the split's labels."""
 
@@ -61,5 +75,5 @@ class SupervisedRecipe:
         )
         return RecipeResult(
             model=result.model,
-            notes={"epochs": result.epochs_run, "final_train_loss": result.final_loss, "resumed_from_epoch": result.resumed_from},
+            notes=training_notes(result),
         )
