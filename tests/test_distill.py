@@ -21,7 +21,7 @@ from ascbench.distill import (
     kd_loss,
     linear_cka,
     logit_kd_loss,
-    pool_student,
+    pooled_taps,
     route,
     tap_channels,
     total_loss,
@@ -30,6 +30,15 @@ from ascbench.distill.losses import resample_frames
 from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, fake_quantize, has_fake_quant
 from ascbench.distill.routing import Routing
 from baselines.mobilenetv2_student import mobilenetv2_student
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 # --- eq. 16: adaptive temperature -------------------------------------------------------------
 
@@ -260,10 +269,8 @@ def test_student_training_steps_lower_total_distillation_loss() -> None:
     model = mobilenetv2_student(n_classes=n_classes)
     front_tap, stages = model.front_tap, list(model.stage_taps())[-2:]
     channels = tap_channels(model, [front_tap, *stages], shape)
-    with torch.no_grad(), FeatureTaps(model, stages) as taps:
-        model.eval()
-        model(x)
-        student_repr = [pool_student(t) for t in taps.take(stages)]
+    student_repr = pooled_taps(model, stages, x, batch_size=8)
+    assert [tuple(r.shape) for r in student_repr] == [(n, c) for c in channels[1:]]
     routing = route(student_repr, teacher_layers + 0.1 * torch.randn(n, 6, n_classes), k=3)
     objective = DistillObjective(
         DistillConfig(), n_classes, teacher_front_dim=12, student_front_channels=channels[0],

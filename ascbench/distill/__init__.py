@@ -5,7 +5,14 @@ W_p, auxiliary stage heads) live outside the deployable model so that what is me
 quantized is exactly the student.
 """
 
-from ascbench.distill.features import FeatureTaps, frame_sequence, pool_student, pool_teacher, tap_channels
+from ascbench.distill.features import (
+    FeatureTaps,
+    frame_sequence,
+    pool_student,
+    pool_teacher,
+    pooled_taps,
+    tap_channels,
+)
 from ascbench.distill.losses import (
     ABLATABLE,
     DistillConfig,
@@ -43,6 +50,7 @@ __all__ = [
     "logit_kd_loss",
     "pool_student",
     "pool_teacher",
+    "pooled_taps",
     "route",
     "similarity_matrix",
     "tap_channels",

@@ -99,3 +99,22 @@ def tap_channels(model: nn.Module, names: Sequence[str], input_shape: Sequence[i
         return [int(t.shape[1]) for t in taps.take(names)]
     finally:
         model.train(was_training)
+
+
+def pooled_taps(model: nn.Module, names: Sequence[str], x: torch.Tensor, batch_size: int = 64) -> list[torch.Tensor]:
+    """Clip vectors [N, C] of each tapped map over the inputs ``x`` [N, ...] (eval mode, no grad).
+
+    What the router (:func:`ascbench.distill.routing.route`) compares with teacher layers.
+    """
+    was_training = model.training
+    model.eval()
+    chunks: list[list[torch.Tensor]] = [[] for _ in names]
+    try:
+        with torch.no_grad(), FeatureTaps(model, names) as taps:
+            for start in range(0, len(x), batch_size):
+                model(x[start : start + batch_size])
+                for chunk, out in zip(chunks, taps.take(names)):
+                    chunk.append(pool_student(out))
+    finally:
+        model.train(was_training)
+    return [torch.cat(chunk) for chunk in chunks]
