@@ -1,0 +1,36 @@
+"""The training engine shared by every recipe (see ``engine`` for the loop's guarantees)."""
+
+from ascbench.training.config import PROFILES, TrainConfig, get_profile
+from ascbench.training.device_response import DeviceResponseFamily, DeviceResponses
+from ascbench.training.engine import (
+    EpochEnd,
+    EpochStats,
+    LossFn,
+    TrainingData,
+    TrainingDiverged,
+    TrainResult,
+    cross_entropy_loss,
+    predict,
+    resolve_device,
+    seed_everything,
+    train,
+)
+
+__all__ = [
+    "PROFILES",
+    "DeviceResponseFamily",
+    "DeviceResponses",
+    "EpochEnd",
+    "EpochStats",
+    "LossFn",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingData",
+    "TrainingDiverged",
+    "cross_entropy_loss",
+    "get_profile",
+    "predict",
+    "resolve_device",
+    "seed_everything",
+    "train",
+]
