@@ -89,7 +89,7 @@ def run(
         fail(str(error))
 
     requests = build_requests(
-        [s.name for s in specs],
+        specs,
         data_root,
         fractions,
         seed_list,

@@ -10,10 +10,11 @@ from rich.console import Console
 from ascbench.runner.local import run_local
 from ascbench.runner.request import RunOutcome, RunRequest
 from ascbench.systems.registry import Registry
+from ascbench.systems.spec import SystemSpec
 
 
 def build_requests(
-    systems: Sequence[str],
+    systems: Sequence[SystemSpec],
     data_root: Path,
     fractions: Sequence[float],
     seeds: Sequence[int],
@@ -21,8 +22,15 @@ def build_requests(
 ) -> list[RunRequest]:
     """One request per (system, fraction, seed), systems outermost so a system's runs stay together."""
     return [
-        RunRequest(system=system, data_root=Path(data_root), fraction=fraction, seed=seed, **common)
-        for system in systems
+        RunRequest(
+            system=spec.name,
+            data_root=Path(data_root),
+            fraction=fraction,
+            seed=seed,
+            teacher=getattr(spec.recipe, "teacher_name", None),
+            **common,
+        )
+        for spec in systems
         for fraction in fractions
         for seed in seeds
     ]

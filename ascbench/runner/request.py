@@ -32,6 +32,15 @@ class RunRequest:
     submissions: Path | None = None
     command: tuple[str, ...] = ()
     """The command line that asked for this run (provenance)."""
+    teacher: str | None = None
+    """The teacher kind the system's recipe distils from (None: no teacher stage)."""
+
+    def shared_stage_key(self) -> tuple | None:
+        """Runs with equal keys share one teacher stage; executors build it once before the rest."""
+        if self.teacher is None:
+            return None
+        checkpoint = str(self.teacher_checkpoint) if self.teacher_checkpoint else None
+        return (self.teacher, str(self.data_root), self.fraction, self.profile, checkpoint, str(self.home))
 
     def label(self) -> str:
         return f"{self.system} split{round(self.fraction * 100)} seed{self.seed}"

@@ -1,0 +1,272 @@
+"""Distillation recipes: a self-supervised teacher's knowledge into a DCASE-sized student.
+
+Two uses, one recipe (paper §3.3, eq. 14–19):
+
+- ``beats-mobilenetv2`` [BASE_III]: logit KD only (KL at temperature T(t) plus CE), one stage.
+- ``hubert-mobilenetv2`` [H_M], two stages:
+
+  1. *front-end alignment* (eq. 14–15): the student's stem features are pulled towards the
+     frozen teacher's projected CNN features by a cosine loss, together with CE (α1·L_front +
+     α3·L_CE). Inputs are augmented with FMS and ADIR (eq. 13).
+  2. *hierarchical semantic KD* (eq. 16–17): each student stage is routed to its three most
+     similar teacher layers (linear CKA of time-pooled representations, computed on training clips
+     with the stage-1 student), and a training-only head on the stage is distilled towards their
+     softened layer distributions at T(t) = Tmax·e^(−βt) + Tmin, with final-logit KD and the
+     alignment term kept: the full eq. 19, α1·L_front + α2·L_KD + α3·L_CE.
+     Quantization-aware training (eq. 18: per-channel int8 fake-quantised weights, straight-
+     through gradients) runs in the last ``1 − qat_start`` of stage 2's epochs; the runner then
+     converts the QAT-trained weights into the real int8 artifact whose size is reported.
+
+Every component can be switched off (``--ablate fms,adir,front,hier,qat``). The teacher runs
+once per split (cached, see :mod:`ascbench.recipes.teachers`); students read its stored outputs,
+computed on clean inputs, so augmentation perturbs only the student side (as in CP-JKU's
+ensemble distillation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ascbench.distill.features import FeatureTaps, pooled_taps, tap_channels
+from ascbench.distill.losses import DistillConfig, DistillObjective
+from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, has_fake_quant
+from ascbench.distill.routing import Routing, route
+from ascbench.recipes.base import RecipeContext, RecipeResult
+from ascbench.recipes.supervised import training_data, training_notes
+from ascbench.recipes.teachers import TeacherConfig, TeacherStage, prepare_teacher
+from ascbench.systems.registry import model_input_shape
+from ascbench.training import EpochEnd, TrainConfig, TrainingData, get_profile, train
+
+
+@dataclass(frozen=True)
+class DistillRecipeConfig:
+    """Everything that shapes a distilled student (hashed into its record)."""
+
+    train: TrainConfig
+    distill: DistillConfig
+    teacher: TeacherConfig
+    two_stage: bool = True
+    """Stage 1 front-end alignment, then stage 2 hierarchical KD; False: one KD stage."""
+    stage1_fraction: float = 0.3
+    """Share of the epochs (and of ``max_steps``) spent in stage 1."""
+
+
+class StudentWithObjective(nn.Module):
+    """The student and its training-only modules (W_p, stage heads), trained by one optimizer.
+
+    Only ``student`` is deployed and measured; ``objective`` is dropped after training.
+    """
+
+    def __init__(self, student: nn.Module, objective: DistillObjective) -> None:
+        super().__init__()
+        self.student = student
+        self.objective = objective
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x)
+
+
+@dataclass
+class TeacherTargets:
+    """The teacher's stored outputs as tensors, indexed by feature-cache row."""
+
+    logits: torch.Tensor
+    layer_logits: torch.Tensor
+    cnn_features: np.ndarray
+    """[N, T, D] float16, memory-mapped; batches are converted on the fly."""
+
+    @classmethod
+    def from_stage(cls, stage: TeacherStage) -> "TeacherTargets":
+        return cls(
+            logits=torch.from_numpy(np.asarray(stage.outputs["logits"], dtype=np.float32)),
+            layer_logits=torch.from_numpy(np.asarray(stage.outputs["layer_logits"], dtype=np.float32)),
+            cnn_features=stage.outputs["cnn_features"],
+        )
+
+    def front(self, rows: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.cnn_features[rows.numpy()], dtype=np.float32)).to(device)
+
+
+@dataclass
+class DistillRecipe:
+    """Train a student from a teacher; ``configs`` maps a profile name to the recipe config."""
+
+    name: str
+    configs: dict[str, DistillRecipeConfig] = field(default_factory=dict)
+
+    def config(self, profile: str) -> DistillRecipeConfig:
+        if profile not in self.configs:
+            raise ValueError(f"recipe {self.name!r} has no profile {profile!r}; valid profiles: {', '.join(self.configs)}")
+        return self.configs[profile]
+
+    @property
+    def teacher_name(self) -> str:
+        """Stage-sharing key for executors (the same teacher for every profile's kind)."""
+        return next(iter(self.configs.values())).teacher.kind
+
+    def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:
+        config = self.config(ctx.profile)
+        distill = config.distill.ablated(ctx.ablate)
+        train_config = dataclasses.replace(
+            config.train,
+            fms_p=config.train.fms_p if distill.fms else 0.0,
+            adir_p=config.train.adir_p if distill.adir else 0.0,
+        )
+        stage = prepare_teacher(ctx, config.teacher, ctx.extra.get("teacher_checkpoint"))
+        targets = TeacherTargets.from_stage(stage)
+        data = training_data(ctx, train_config)
+        front_tap = getattr(model, "front_tap", None)
+        stage_taps = tuple(model.stage_taps()) if hasattr(model, "stage_taps") else ()
+        if (distill.front and front_tap is None) or (distill.hier and not stage_taps):
+            raise ValueError(f"{ctx.spec.name}: front alignment / hierarchical KD need a student with front_tap and stage_taps()")
+        shape = model_input_shape(ctx.spec)[1:]
+        timings = dict(stage.seconds)
+        notes: dict[str, object] = {
+            "teacher": config.teacher.name,
+            "teacher_stage": stage.directory.name,
+            "teacher_reused": stage.reused,
+            "teacher_test_accuracy": stage.info.get("teacher_test_accuracy"),
+            "ablate": sorted(ctx.ablate),
+        }
+
+        stage1_config, stage2_config = _split_epochs(train_config, config.stage1_fraction if config.two_stage and distill.front else 0.0)
+        front_module = None
+        if stage1_config is not None:
+            objective = DistillObjective(
+                dataclasses.replace(distill, hier=False, final_kd=False),
+                teacher_front_dim=stage.cnn_dim,
+                student_front_channels=tap_channels(model, [front_tap], shape)[0],
+            )
+            wrapper = StudentWithObjective(model, objective)
+            started = time.perf_counter()
+            result = train(wrapper, data, stage1_config, ctx.workdir / "stage1", ctx.seed, ctx.device, ctx.progress,
+                           loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, ()))  # fmt: skip
+            timings["stage1_align_s"] = time.perf_counter() - started
+            notes["stage1"] = training_notes(result)
+            front_module = objective.front
+
+        routing = _routing(model, stage, ctx, stage_taps, distill) if distill.hier else None
+        if routing is not None:
+            notes["routing"] = {"taps": list(stage_taps), "layers": [list(r) for r in routing.layers]}
+        objective = DistillObjective(
+            distill,
+            teacher_front_dim=stage.cnn_dim if distill.front else None,
+            student_front_channels=tap_channels(model, [front_tap], shape)[0] if distill.front else None,
+            stage_channels=tap_channels(model, stage_taps, shape) if distill.hier else (),
+            routing=routing,
+        )
+        if front_module is not None:
+            objective.front = front_module  # W_p keeps what stage 1 learned
+        wrapper = StudentWithObjective(model, objective)
+        started = time.perf_counter()
+        result = train(
+            wrapper, data, stage2_config, ctx.workdir / "stage2", ctx.seed, ctx.device, ctx.progress,
+            loss_fn=_loss_fn(targets, distill, stage2_config, len(data), front_tap if distill.front else None,
+                             stage_taps if distill.hier else ()),
+            on_epoch_end=_qat_hook(distill, stage2_config.epochs) if distill.qat else None,
+        )  # fmt: skip
+        timings["stage2_kd_s"] = time.perf_counter() - started
+        notes["stage2"] = training_notes(result)
+        student = wrapper.student
+        if has_fake_quant(student):
+            detach_fake_quant(student, bake=True)
+            notes["qat"] = "int8-grid weights from quantization-aware training"
+        return RecipeResult(model=student.eval(), stage_seconds=timings, notes=notes)
+
+
+def _split_epochs(config: TrainConfig, stage1_fraction: float) -> tuple[TrainConfig | None, TrainConfig]:
+    """Stage 1 and stage 2 configs sharing the profile's epochs (and step cap)."""
+    if stage1_fraction <= 0:
+        return None, config
+    first = max(1, round(config.epochs * stage1_fraction))
+    second = max(1, config.epochs - first)
+    steps = (None, None)
+    if config.max_steps is not None:
+        s1 = max(1, round(config.max_steps * stage1_fraction))
+        steps = (s1, max(1, config.max_steps - s1))
+    return (
+        dataclasses.replace(config, epochs=first, max_steps=steps[0]),
+        dataclasses.replace(config, epochs=second, max_steps=steps[1]),
+    )
+
+
+def _loss_fn(targets: TeacherTargets, distill: DistillConfig, config: TrainConfig, n_clips: int,
+             front_tap: str | None, stage_taps: tuple[str, ...]):  # fmt: skip
+    """The engine's loss hook: eq. 19 over one batch, teacher targets looked up by cache row."""
+    steps_per_epoch = max(1, math.ceil(n_clips / config.batch_size))
+    names = ([front_tap] if front_tap else []) + list(stage_taps)
+
+    def loss(wrapper: StudentWithObjective, inputs: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, step: int) -> torch.Tensor:
+        with FeatureTaps(wrapper.student, names) as taps:
+            logits = wrapper(inputs)
+        objective = wrapper.objective
+        device = inputs.device
+        temperature = distill.temperature(step // steps_per_epoch, config.epochs)
+        terms = objective(
+            logits,
+            labels,
+            temperature,
+            teacher_logits=targets.logits[rows].to(device) if objective.config.final_kd else None,
+            teacher_layer_logits=targets.layer_logits[rows].to(device) if objective.hier is not None else None,
+            stage_features=taps.take(stage_taps) if stage_taps else (),
+            teacher_front=targets.front(rows, device) if objective.front is not None else None,
+            student_front=taps[front_tap] if objective.front is not None else None,
+        )
+        return terms.total
+
+    return loss
+
+
+def _routing(student: nn.Module, stage: TeacherStage, ctx: RecipeContext, taps: tuple[str, ...], distill: DistillConfig) -> Routing:
+    """Route each student stage to its top-k CKA-similar teacher layers on the routing clips."""
+    teacher_features = ctx.features_for(stage.frontend)
+    filenames = [teacher_features.filenames[r] for r in np.asarray(stage.outputs["route_rows"])]
+    inputs = ctx.features.batch(ctx.features.rows(filenames))
+    if len(model_input_shape(ctx.spec)) == 4:
+        inputs = inputs.unsqueeze(1)
+    student_pooled = pooled_taps(student.cpu(), taps, inputs)
+    teacher_pooled = torch.from_numpy(np.asarray(stage.outputs["route_layers"], dtype=np.float32))
+    return route(student_pooled, teacher_pooled, k=min(distill.top_k, teacher_pooled.shape[1]))
+
+
+def _qat_hook(distill: DistillConfig, epochs: int):
+    """Attach weight fake-quantization once the late epochs begin (deterministic in the epoch,
+    so the engine can replay it when resuming)."""
+
+    def hook(end: EpochEnd) -> None:
+        # end.epoch is 1-based and finished; the next epoch (0-based index end.epoch) runs with QAT
+        if end.epoch < epochs and distill.qat_active(end.epoch, epochs) and not has_fake_quant(end.model.student):
+            attach_fake_quant(end.model.student)
+
+    return hook
+
+
+def teacher_profiles(make_teacher: Callable[[str], TeacherConfig], smoke_pretrain: dict) -> dict[str, TeacherConfig]:
+    """Teacher configs per profile: the small teacher at ``quick``, a base-size one at ``dcase``
+    (for a GPU), and at ``smoke`` the small one with its loops cut to a few steps."""
+    quick = make_teacher("small")
+    smoke = dataclasses.replace(
+        quick,
+        pretrain=dataclasses.replace(quick.pretrain, **smoke_pretrain),
+        finetune=dataclasses.replace(quick.finetune, max_steps=2),
+    )
+    return {"smoke": smoke, "quick": quick, "dcase": make_teacher("base")}
+
+
+def distill_configs(teachers: dict[str, TeacherConfig], distill: DistillConfig, two_stage: bool, adir_p: float) -> dict[str, DistillRecipeConfig]:
+    """One recipe config per training profile, with the paper's augmentations on."""
+    configs = {}
+    for profile, teacher in teachers.items():
+        train_config = dataclasses.replace(get_profile(profile), adir_p=adir_p)
+        configs[profile] = DistillRecipeConfig(train_config, distill, teacher, two_stage=two_stage)
+    return configs
+
+

@@ -1,0 +1,227 @@
+"""Teacher stages of the distillation recipes: self-supervised pre-training on the unlabeled pool,
+fine-tuning on the split, and the per-clip teacher outputs every student reads.
+
+Each stage is cached on disk (:mod:`ascbench.teachers.stages`) by data fingerprint, teacher
+configuration, teacher seed and (for the fine-tuned stage and the unlabeled pool it pre-trains
+on) training fraction. The teacher seed is fixed by the recipe, not by the run: every student and
+every student seed distils from the same teacher, so a grid trains each teacher once.
+
+Pre-training audio: the training-pool clips that are *not* in the split (DESIGN §4). At fraction
+1.0 that pool is empty; the teacher then pre-trains on the split's own audio, without its labels
+(still self-supervised), and the stage's manifest says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from ascbench.evaluation.metrics import macro_class_accuracy
+from ascbench.features.cache import CachedFeatures
+from ascbench.features.frontends import Frontend, KaldiFbank, RawWaveform
+from ascbench.recipes.base import RecipeContext
+from ascbench.results.provenance import config_hash
+from ascbench.teachers.base import TeacherClassifier, TeacherEncoder
+from ascbench.teachers.finetune import FinetuneConfig, finetune_teacher, teacher_outputs
+from ascbench.teachers.stages import TeacherStageKey, get_or_build, load_outputs, load_state, read_manifest, save_outputs, save_state
+
+TeacherKind = Literal["hubert", "beats"]
+ROUTING_CLIPS = 256
+"""Training clips whose pooled layer representations decide the hierarchical-KD routing."""
+MIN_PRETRAIN_CLIPS = 64
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Which teacher, how it is pre-trained and fine-tuned (hashed into the stage keys)."""
+
+    kind: TeacherKind
+    size: str
+    """``small`` (CPU default) or ``base`` (the published architecture, for a GPU)."""
+    pretrain: Any
+    """:class:`HubertPretrainConfig` or :class:`BEATsPretrainConfig`."""
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    seed: int = 0
+    """The teacher's seed, the same for every student seed (one teacher per split)."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.size}"
+
+
+@dataclass
+class TeacherStage:
+    """A fine-tuned teacher's per-clip outputs (rows of the data set's clips, memory-mapped)."""
+
+    outputs: dict[str, np.ndarray]
+    """logits [N, C], layer_logits [N, L, C], cnn_features [N, T, D] (fp16), route_rows [R], route_layers [R, L, D]."""
+    directory: Path
+    reused: dict[str, bool]
+    info: dict[str, Any]
+    seconds: dict[str, float]
+    frontend: Frontend
+    """The teacher's input features (routing re-reads them by clip)."""
+    cnn_dim: int = 0
+
+
+# -- teacher kinds ---------------------------------------------------------------------------------
+
+
+def teacher_frontend(kind: TeacherKind) -> Frontend:
+    return RawWaveform(16_000) if kind == "hubert" else KaldiFbank()
+
+
+def _new_encoder(config: TeacherConfig) -> TeacherEncoder:
+    """A randomly initialised encoder of the configured architecture (weights are loaded into it)."""
+    if config.kind == "hubert":
+        from ascbench.teachers.hubert import HubertTeacher, build_hubert, hubert_config
+
+        return HubertTeacher(build_hubert(hubert_config(config.pretrain.size, **dict(config.pretrain.model_overrides))))
+    from ascbench.teachers.beats import BEATsTeacher
+
+    return BEATsTeacher.from_config(config.pretrain.model)
+
+
+def _pretrain(config: TeacherConfig, features: CachedFeatures, rows: np.ndarray, workdir: Path, device: torch.device, progress: bool) -> TeacherEncoder:
+    if config.kind == "hubert":
+        from ascbench.teachers.hubert import HubertTeacher
+        from ascbench.teachers.hubert_pretrain import pretrain_hubert
+
+        return HubertTeacher(pretrain_hubert(features, rows, config.pretrain, workdir, config.seed, device, progress))
+    from ascbench.teachers.beats import BEATsTeacher
+    from ascbench.teachers.beats_pretrain import pretrain_beats
+
+    return BEATsTeacher(pretrain_beats(features, rows, config.pretrain, workdir, config.seed, device, progress))
+
+
+def _from_checkpoint(kind: TeacherKind, path: Path) -> TeacherEncoder:
+    if kind == "hubert":
+        from ascbench.teachers.hubert import HubertTeacher, load_hubert
+
+        return HubertTeacher(load_hubert(path))
+    from ascbench.teachers.beats import BEATsTeacher
+
+    return BEATsTeacher.from_checkpoint(path)
+
+
+def checkpoint_identity(path: Path) -> str:
+    """A cheap identity of a local teacher checkpoint (file or directory): names, sizes, mtimes."""
+    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"--teacher-checkpoint {path}: no such file or directory (or it is empty)")
+    digest = hashlib.sha256()
+    for p in files:
+        stat = p.stat()
+        digest.update(f"{p.relative_to(path) if path.is_dir() else p.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+# -- stages ----------------------------------------------------------------------------------------
+
+
+def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path | None = None) -> TeacherStage:
+    """The fine-tuned teacher stage for this run's split, building the stages that are missing."""
+    features = ctx.features_for(teacher_frontend(config.kind))
+    dataset = ctx.split.dataset
+    seconds: dict[str, float] = {}
+    reused: dict[str, bool] = {}
+
+    if checkpoint is not None:
+        source = f"checkpoint:{checkpoint_identity(Path(checkpoint))}"
+
+        def pretrained() -> TeacherEncoder:
+            return _from_checkpoint(config.kind, Path(checkpoint))
+    else:
+        pool = _pretraining_rows(ctx, features)
+        pre_key = TeacherStageKey("pretrain", config.name, config_hash(config.pretrain), dataset.fingerprint, config.seed, ctx.split.fraction)
+        started = time.perf_counter()
+
+        def build_pretrained(directory: Path) -> dict:
+            ctx.log(f"teacher {config.name}: self-supervised pre-training on {len(pool)} unlabeled clips")
+            encoder = _pretrain(config, features, pool, _workdir(ctx, pre_key), ctx.device, ctx.progress)
+            save_state(encoder, directory)
+            return {"clips": int(len(pool)), "pool": "unlabeled" if len(pool) != len(ctx.split.train) else "split audio without labels"}
+
+        pre_dir, reused["pretrain"] = get_or_build(pre_key, build_pretrained, ctx.home)
+        seconds["teacher_pretrain_s"] = time.perf_counter() - started
+        source = pre_dir.name
+
+        def pretrained() -> TeacherEncoder:
+            return load_state(_new_encoder(config), pre_dir)
+
+    fine_key = TeacherStageKey(
+        "finetune", config.name, config_hash(config.finetune) + _short(source), dataset.fingerprint, config.seed, ctx.split.fraction
+    )
+    started = time.perf_counter()
+
+    def build_finetuned(directory: Path) -> dict:
+        classifier = TeacherClassifier(pretrained())
+        ctx.log(f"teacher {config.name}: fine-tuning on {len(ctx.split.train)} labelled clips")
+        history: list[dict] = []
+        finetune_teacher(classifier, features, features.rows([c.filename for c in ctx.split.train]), ctx.train_labels(),
+                         config.finetune, config.seed, ctx.device, ctx.progress, history)  # fmt: skip
+        save_state(classifier, directory)
+        outputs = teacher_outputs(classifier, features, device=ctx.device, progress=ctx.progress)
+        outputs.update(_routing_layers(classifier, features, ctx))
+        save_outputs(outputs, directory)
+        return {"source": source, "history": history, **_teacher_accuracy(outputs["logits"], features, ctx)}
+
+    fine_dir, reused["finetune"] = get_or_build(fine_key, build_finetuned, ctx.home)
+    seconds["teacher_finetune_s"] = time.perf_counter() - started
+    for stage, was_reused in reused.items():
+        if was_reused:
+            ctx.log(f"teacher {config.name}: reusing the cached {stage} stage")
+    outputs = load_outputs(fine_dir)
+    info = dict(read_manifest(fine_dir).get("info") or {})
+    return TeacherStage(outputs, fine_dir, reused, info, seconds, features.frontend, cnn_dim=int(outputs["cnn_features"].shape[-1]))
+
+
+def _pretraining_rows(ctx: RecipeContext, features: CachedFeatures) -> np.ndarray:
+    clips = ctx.split.unlabeled if len(ctx.split.unlabeled) >= MIN_PRETRAIN_CLIPS else ctx.split.train
+    return np.sort(features.rows([c.filename for c in clips]))
+
+
+def _workdir(ctx: RecipeContext, key: TeacherStageKey) -> Path:
+    """Resumable scratch space of an unfinished pre-training (outside the atomic stage dir)."""
+    return ctx.home / "teachers" / "work" / key.slug()
+
+
+def _short(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+@torch.inference_mode()
+def _routing_layers(classifier: TeacherClassifier, features: CachedFeatures, ctx: RecipeContext) -> dict[str, np.ndarray]:
+    """Time-pooled hidden states of every teacher layer on the first training clips (for routing)."""
+    rows = np.sort(features.rows([c.filename for c in ctx.split.train]))[:ROUTING_CLIPS]
+    classifier.to(ctx.device).eval()
+    pooled = []
+    for start in range(0, len(rows), 64):
+        out = classifier.encoder(features.batch(rows[start : start + 64]).to(ctx.device))
+        pooled.append(torch.stack([h.mean(dim=1) for h in out.hidden_states], dim=1).float().cpu())
+    return {"route_rows": rows, "route_layers": torch.cat(pooled).numpy()}
+
+
+def _teacher_accuracy(logits: np.ndarray, features: CachedFeatures, ctx: RecipeContext) -> dict[str, float | None]:
+    """The fine-tuned teacher's macro accuracy on test (reported only; nothing is selected on it)."""
+    rows = features.rows([c.filename for c in ctx.split.test])
+    labels = np.array([c.label for c in ctx.split.test])
+    return {"teacher_test_accuracy": macro_class_accuracy(labels, logits[rows].argmax(axis=1))}
+
+
+def with_profile(config: TeacherConfig, *, pretrain: dict | None = None, finetune: dict | None = None) -> TeacherConfig:
+    """``config`` with fields of its pre-training/fine-tuning configs replaced (profiles)."""
+    return dataclasses.replace(
+        config,
+        pretrain=dataclasses.replace(config.pretrain, **(pretrain or {})),
+        finetune=dataclasses.replace(config.finetune, **(finetune or {})),
+    )
+
+

@@ -1,0 +1,46 @@
+"""BEATs → MobileNetV2 [BASE_III in the seed paper]: a BEATs teacher distilled into the same
+DCASE-sized MobileNetV2 student by classic logit KD (KL at temperature T(t) plus CE), one stage,
+no front-end alignment, no hierarchical KD, no QAT: the comparison point for H_M's additions.
+
+The teacher is pre-trained by the harness (BEATs' first iteration: random-projection tokenizer,
+masked patch prediction) unless ``--teacher-checkpoint`` names an official BEATs ``.pt``.
+"""
+
+from __future__ import annotations
+
+from ascbench import BaselineMel, register_system
+from ascbench.distill.losses import DistillConfig
+from ascbench.recipes.distill import DistillRecipe, distill_configs, teacher_profiles
+from ascbench.recipes.teachers import TeacherConfig
+from ascbench.teachers.beats_pretrain import PRETRAIN_CONFIGS
+from ascbench.teachers.finetune import FinetuneConfig
+from baselines.mobilenetv2_student import MobileNetV2Student, mobilenetv2_student
+
+
+def beats_teacher(size: str) -> TeacherConfig:
+    return TeacherConfig("beats", size, PRETRAIN_CONFIGS[size], FinetuneConfig(fms_p=0.4))
+
+
+RECIPE = DistillRecipe(
+    "beats-logit-kd",
+    distill_configs(
+        teacher_profiles(beats_teacher, smoke_pretrain={"epochs": 1}),
+        DistillConfig(front=False, hier=False, qat=False, adir=False),
+        two_stage=False,
+        adir_p=0.0,
+    ),
+)
+
+
+@register_system(
+    "beats-mobilenetv2",
+    frontend=BaselineMel(),
+    family="baseline",
+    paper_label="BASE_III",
+    recipe=RECIPE,
+    description="BEATs teacher (self-supervised) → MobileNetV2 student by logit KD",
+    reference="Chen et al., BEATs, ICML 2023; seed paper table 1 (BASE_III)",
+)
+def beats_mobilenetv2(n_classes: int = 10) -> MobileNetV2Student:
+    """The deployable student, identical to hubert-mobilenetv2's."""
+    return mobilenetv2_student(n_classes=n_classes)
