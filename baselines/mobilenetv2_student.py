@@ -19,7 +19,8 @@ Changes from the ImageNet table, each for one reason:
 
 At the defaults, on the baseline log-mel (1 x 1 x 256 x 65): 120,218 parameters (BN included;
 120.2 kB at int8) and 26,896,400 MACs under the DCASE convention (26,889,984 conv/linear MACs +
-6,416 BN parameters), measured by fvcore in ``tests/test_student.py``. CP-Mobile: 61,148 / 29,419,156.
+6,416 BN parameters), measured by fvcore in ``tests/test_student.py``; ``ascbench complexity``
+reports 26,896,410 (it also counts the classifier's 10 bias adds). CP-Mobile: 61,148 / 29,419,156.
 
 Feature taps for distillation (``ascbench.distill.features.FeatureTaps``): ``front_tap`` is the
 stem output (conv + BN + ReLU6, 16 x 128 x 33: the 2x temporal down-sampling the paper's

@@ -8,6 +8,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from ascbench.distill import FeatureTaps, tap_channels
+from ascbench.evaluation.complexity import measure_complexity
 from baselines.cp_mobile import cp_mobile_dcase2024
 from baselines.mobilenetv2_student import MobileNetV2Student, mobilenetv2_student
 
@@ -52,6 +53,10 @@ def test_default_student_meets_dcase_limits() -> None:
     params, macs = n_params(model), dcase_macs(model)
     assert 60_000 <= params <= MAX_PARAMS, params
     assert 15_000_000 <= macs <= MAX_MACS, macs
+    # The harness's own measurement agrees (it also counts the classifier's bias adds).
+    report = measure_complexity(model, (1, *INPUT))
+    assert report.params == params and report.within_dcase_limits
+    assert 0 <= report.macs - macs <= model.num_classes
 
 
 def test_width_scales_the_network() -> None:
