@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ascbench.features.frontends import Frontend, KaldiFbank
+from ascbench.features.frontends import BaselineMel, Frontend, KaldiFbank
 
 CLIP_SECONDS = 1.0
 """Every TAU22 clip is one second, so a feature's frame count is its frame rate."""
@@ -24,11 +24,13 @@ CLIP_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class SpecLayout:
-    """Which axes of a ``[B, C, a, b]`` batch are frequency and time, and the frame rate."""
+    """Which axes of a ``[B, C, a, b]`` batch are frequency and time, the frame rate, and silence."""
 
     freq_dim: int
     time_dim: int
     frames_per_second: float
+    silence: float = 0.0
+    """The feature value of zero power: what a masked bin becomes."""
 
 
 def spec_layout(frontend: Frontend, feature_shape: tuple[int, ...]) -> SpecLayout:
@@ -40,8 +42,21 @@ def spec_layout(frontend: Frontend, feature_shape: tuple[int, ...]) -> SpecLayou
     if len(feature_shape) != 2:
         raise ValueError(f"{frontend.name}: spectrogram features must be 2-D per clip, got shape {feature_shape}")
     if isinstance(frontend, KaldiFbank):
-        return SpecLayout(freq_dim=3, time_dim=2, frames_per_second=feature_shape[0] / CLIP_SECONDS)
-    return SpecLayout(freq_dim=2, time_dim=3, frames_per_second=feature_shape[1] / CLIP_SECONDS)
+        return SpecLayout(3, 2, feature_shape[0] / CLIP_SECONDS, silence_value(frontend))
+    return SpecLayout(2, 3, feature_shape[1] / CLIP_SECONDS, silence_value(frontend))
+
+
+def silence_value(frontend: Frontend) -> float:
+    """The feature value of a bin with no power (the log floor, normalised as the frontend does).
+
+    The baseline masks the mel *power* before its log, so a masked bin reads ``log(1e-5)``,
+    not 0: silence, not a loud band that looks like a class cue.
+    """
+    if isinstance(frontend, BaselineMel):
+        return float(np.log(frontend.log_offset))
+    if isinstance(frontend, KaldiFbank):
+        return float((np.log(np.finfo(np.float32).eps) - frontend.mean) / (2 * frontend.std))
+    return 0.0
 
 
 def _stat_dims(x: torch.Tensor, freq_dim: int) -> list[int]:
@@ -113,9 +128,8 @@ def freq_mask(
     ``FrequencyMasking(freqm, iid_masks=True)`` calls) with its two uniforms drawn from ``rng``
     instead of torch's global RNG: per sample and channel, width ``w = u * max_width`` and
     start ``s = v * (F - w)`` with ``u, v ~ U[0, 1)``; bins ``[floor(s), floor(s) + floor(w))``
-    are masked. ``mask_value`` 0
-    on the unnormalised log-mel is the baseline's choice (it masks before normalising). Returns
-    a new tensor.
+    are masked. Pass the frontend's :func:`silence_value` as ``mask_value``: the baseline masks
+    the power spectrogram, so its masked bins are silent. Returns a new tensor.
     """
     if max_width <= 0:
         return x

@@ -101,7 +101,7 @@ class InputPipeline:
             cfg, lay = self.config, self.layout
             assert lay is not None
             x = time_roll(x, rng, int(round(cfg.roll_s * lay.frames_per_second)), lay.time_dim)
-            x = freq_mask(x, rng, cfg.freq_mask, lay.freq_dim)
+            x = freq_mask(x, rng, cfg.freq_mask, lay.freq_dim, lay.silence)
             x = freq_mixstyle(x, rng, cfg.fms_p, cfg.fms_alpha, lay.freq_dim)
         return x
 
