@@ -13,7 +13,7 @@ import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from ascbench.features.frontends import KaldiFbank
+from ascbench.features.frontends import BaselineMel, KaldiFbank
 from ascbench.teachers.beats import (
     BEATS_BASE,
     BEATS_BASE_RELPOS,
@@ -163,3 +163,145 @@ def test_mac_count_matches_fvcore(cfg):
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     counted = {op: n for op, n in analysis.by_operator().items() if op != "layer_norm"}
     assert sum(counted.values()) == beats_macs(cfg)
+
+
+# -- pre-training (first iteration) ---------------------------------------------------------------
+
+from ascbench.features.cache import load_features  # noqa: E402
+from ascbench.data.reader import load_dataset  # noqa: E402
+from ascbench.teachers.beats_pretrain import (  # noqa: E402
+    CHECKPOINT_FILE,
+    PRETRAIN_CONFIGS,
+    RESUME_FILE,
+    BEATsPretrainConfig,
+    RandomProjectionTokenizer,
+    build_pretraining,
+    describe,
+    fbank_patches,
+    pretrain_beats,
+    random_mask,
+)
+from tests.tau_fixture import build_tau_fixture  # noqa: E402
+
+TINY_MODEL = replace(PRETRAIN_CONFIGS["small"].model, encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+                     embed_dim=16, conv_pos=16, conv_pos_groups=4)
+TINY = BEATsPretrainConfig(model=TINY_MODEL, codebook_size=32, codebook_dim=8, epochs=3, batch_size=32, lr=3e-3, stats_clips=64)
+
+
+def _profiles(clips: int, seed: int = 0) -> torch.Tensor:
+    """Fbank-like clips whose spectrum is a random smooth profile held over time: masked patches
+    are predictable from the unmasked ones in the same frequency band."""
+    generator = torch.Generator().manual_seed(seed)
+    profile = torch.randn(clips, 1, 8, generator=generator).repeat_interleave(16, dim=-1)
+    return profile + 0.1 * torch.randn(clips, 98, 128, generator=generator)
+
+
+def test_patches_follow_the_patch_embedding_order():
+    fbank = torch.randn(2, 98, 128)
+    conv = torch.nn.Conv2d(1, 3, kernel_size=16, stride=16, bias=False)
+    expected = conv(fbank.unsqueeze(1)).flatten(2).transpose(1, 2)
+    actual = fbank_patches(fbank, 16) @ conv.weight.reshape(3, 256).T
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_tokenizer_is_deterministic_and_uses_many_codes():
+    fbank = _profiles(64)
+    tokenizer = RandomProjectionTokenizer(16, codebook_size=32, codebook_dim=8, seed=3)
+    tokenizer.fit_statistics(fbank)
+    labels = tokenizer(fbank)
+    assert labels.shape == (64, 48) and labels.dtype == torch.int64
+    assert labels.unique().numel() >= 16
+    again = RandomProjectionTokenizer(16, codebook_size=32, codebook_dim=8, seed=3)
+    again.fit_statistics(fbank)
+    assert torch.equal(again(fbank), labels)
+
+
+def test_random_mask_masks_the_ratio_per_clip():
+    mask = random_mask(5, 48, 0.75, torch.Generator().manual_seed(0))
+    assert mask.sum(dim=1).tolist() == [36] * 5
+    assert not torch.equal(mask[0], mask[1])
+
+
+def test_masked_prediction_loss_falls():
+    model, tokenizer = build_pretraining(TINY, seed=0)
+    fbank = _profiles(32)
+    tokenizer.fit_statistics(fbank)
+    labels = tokenizer(fbank)
+    probe = random_mask(32, 48, 0.75, torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    def probe_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            return model.loss(fbank, labels, probe)[0].item()
+
+    before = probe_loss()
+    for _ in range(25):
+        model.train()
+        loss, _ = model.loss(fbank, labels, random_mask(32, 48, 0.75, generator))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    marginal = torch.bincount(labels.flatten(), minlength=32).float() / labels.numel()
+    entropy = -(marginal[marginal > 0] * marginal[marginal > 0].log()).sum().item()
+    after = probe_loss()
+    assert after < before - 0.5
+    assert after < entropy  # better than guessing from label frequencies: it uses the context
+
+
+class _Interrupted(RuntimeError):
+    pass
+
+
+class _FailingFeatures:
+    """A feature cache whose ``batch`` fails after ``calls`` reads, like a run killed mid-epoch."""
+
+    def __init__(self, features, calls: int):
+        self.frontend, self.path, self._features, self._left = features.frontend, features.path, features, calls
+
+    def batch(self, rows):
+        self._left -= 1
+        if self._left < 0:
+            raise _Interrupted
+        return self._features.batch(rows)
+
+
+@pytest.fixture(scope="module")
+def fbank_cache(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    fixture = build_tau_fixture(home / "tau")
+    return load_features(load_dataset(fixture.root), KaldiFbank(), home=home, progress=False)
+
+
+def test_pretrain_writes_an_official_checkpoint_and_resumes_exactly(fbank_cache, tmp_path):
+    rows = np.arange(0, len(fbank_cache), 2)  # 60 clips: 2 steps per epoch
+    config = replace(TINY, epochs=2)
+    encoder = pretrain_beats(fbank_cache, rows, config, tmp_path / "full", seed=5, progress=False)
+    loaded, cfg = load_beats_checkpoint(tmp_path / "full" / CHECKPOINT_FILE)
+    assert cfg == TINY.model and not (tmp_path / "full" / RESUME_FILE).exists()
+    x = fbank_cache.batch(rows[:4])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).features, encoder(x).features, rtol=0, atol=0)
+    history = torch.load(tmp_path / "full" / CHECKPOINT_FILE, weights_only=True)["pretrain"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and history[-1]["loss"] < history[0]["loss"]
+
+    with pytest.raises(_Interrupted):  # 1 read for the tokenizer statistics, 2 for epoch 1, dies in epoch 2
+        pretrain_beats(_FailingFeatures(fbank_cache, 1 + 2 + 1), rows, config, tmp_path / "cut", seed=5, progress=False)
+    assert (tmp_path / "cut" / RESUME_FILE).exists() and not (tmp_path / "cut" / CHECKPOINT_FILE).exists()
+    resumed = pretrain_beats(fbank_cache, rows, config, tmp_path / "cut", seed=5, progress=False)
+    for (name, a), b in zip(encoder.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_pretrain_rejects_other_features(fbank_cache, tmp_path):
+    wrong = _FailingFeatures(fbank_cache, 0)
+    wrong.frontend = BaselineMel()
+    with pytest.raises(ValueError, match="KaldiFbank"):
+        pretrain_beats(wrong, [0], TINY, tmp_path, progress=False)
+
+
+def test_pretrain_configs_report_size():
+    small, base = describe(PRETRAIN_CONFIGS["small"]), describe(PRETRAIN_CONFIGS["base"])
+    assert small["params"] < 500_000 and small["macs_per_clip"] < 30_000_000
+    assert base["params"] == 90_311_792

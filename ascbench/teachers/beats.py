@@ -297,7 +297,7 @@ class TransformerEncoder(nn.Module):
         for layer in self.layers:
             if self.cfg.layer_wise_gradient_decay_ratio != 1.0:
                 x = GradMultiply.apply(x, self.cfg.layer_wise_gradient_decay_ratio)
-            if not self.training or torch.rand(()).item() >= self.cfg.encoder_layerdrop:
+            if not (self.training and self.cfg.encoder_layerdrop > 0) or torch.rand(()).item() >= self.cfg.encoder_layerdrop:
                 x = layer(x, bias)
             hidden.append(x)
         if self.cfg.layer_norm_first:
