@@ -1,0 +1,87 @@
+"""`ascbench run` end to end on the tiny synthetic set: records, skipping, determinism, plugins."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ascbench.cli.main import app
+from ascbench.results.store import ResultsStore
+
+runner = CliRunner()
+
+PLUGIN = """
+    from torch import nn
+    from ascbench import register_system
+
+    @register_system("tiny-cnn", description="a dropped-in test submission")
+    def tiny_cnn() -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(1, 8, 5, stride=4), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
+        )
+"""
+
+
+def _run(home: Path, data: Path, *args: str) -> list[dict]:
+    result = runner.invoke(
+        app,
+        ["run", "--data", str(data), "--profile", "smoke", "--fraction", "0.25", "--home", str(home), "--no-progress", *args],
+    )
+    assert result.exit_code == 0, result.output
+    return [r.to_json_dict() for r in ResultsStore(home).iter_records()]
+
+
+@pytest.fixture()
+def submissions(tmp_path: Path) -> Path:
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "tiny_cnn.py").write_text(textwrap.dedent(PLUGIN))
+    return folder
+
+
+def test_dropped_in_submission_runs_end_to_end(tiny_synth_root: Path, tmp_path: Path, submissions: Path) -> None:
+    home = tmp_path / "home"
+    records = _run(home, tiny_synth_root, "--models", "tiny-cnn,cp-mobile", "--submissions", str(submissions))
+    by_system = {r["key"]["system"]: r for r in records}
+    assert set(by_system) == {"tiny-cnn", "cp-mobile"}
+    cp = by_system["cp-mobile"]
+    assert cp["complexity"]["params"] == 61_148 and cp["complexity"]["macs"] == 29_419_156
+    assert cp["key"]["dataset"].startswith("synth-tau22")
+    assert 0.0 <= cp["metrics"]["accuracy"] <= 1.0
+    assert cp["provenance"]["config_hash"] and cp["provenance"]["finished_utc"]
+    assert (home / cp["artifacts"]["model"]).is_file()
+    # the trained weights reload through --checkpoint and give the same test predictions
+    store = ResultsStore(home)
+    record = next(r for r in store.iter_records() if r.key.system == "cp-mobile")
+    before = store.load_predictions(record)
+    loaded_home = tmp_path / "home2"
+    _run(loaded_home, tiny_synth_root, "--models", "cp-mobile", "--checkpoint", str(home / cp["artifacts"]["model"]))
+    reloaded = ResultsStore(loaded_home)
+    again = reloaded.load_predictions(next(iter(reloaded.iter_records())))
+    np.testing.assert_allclose(again.scores, before.scores, rtol=1e-5, atol=1e-5)
+
+
+def test_rerun_skips_and_force_reproduces_bit_identical_metrics(tiny_synth_root: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = _run(home, tiny_synth_root, "--models", "cp-mobile")
+    path = next((home / "records").rglob("*.json"))
+    stamp = path.stat().st_mtime_ns
+    result = runner.invoke(app, ["run", "--data", str(tiny_synth_root), "--profile", "smoke", "--home", str(home), "--models", "cp-mobile", "--no-progress"])
+    assert result.exit_code == 0 and "skipped" in result.output
+    assert path.stat().st_mtime_ns == stamp
+    forced = _run(home, tiny_synth_root, "--models", "cp-mobile", "--force")
+    assert json.dumps(forced[0]["metrics"], sort_keys=True) == json.dumps(first[0]["metrics"], sort_keys=True)
+
+
+def test_bad_fraction_and_unknown_system_are_clear_errors(tiny_synth_root: Path, tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["run", "--data", str(tiny_synth_root), "--fraction", "0.3", "--home", str(tmp_path)])
+    assert bad.exit_code != 0 and "0.05, 0.1, 0.25, 0.5, 1.0" in bad.output
+    unknown = runner.invoke(app, ["run", "--data", str(tiny_synth_root), "--models", "nope", "--home", str(tmp_path)])
+    assert unknown.exit_code != 0 and "unknown system 'nope'" in unknown.output
