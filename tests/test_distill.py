@@ -345,6 +345,22 @@ def test_straight_through_gradient() -> None:
     torch.testing.assert_close(conv.parametrizations.weight.original.grad, upstream)
 
 
+def test_attaching_mid_training_keeps_the_optimizer_parameters() -> None:
+    # Recipes switch QAT on in late epochs, with an optimizer built before.
+    conv = nn.Conv2d(2, 3, 3)
+    weight = conv.weight
+    opt = torch.optim.AdamW(conv.parameters(), lr=0.1)
+    attach_fake_quant(conv)
+    assert conv.parametrizations.weight.original is weight
+    before = weight.detach().clone()
+    conv(torch.randn(2, 2, 5, 5)).square().sum().backward()
+    opt.step()
+    assert not torch.equal(before, weight.detach())
+    detach_fake_quant(conv)
+    assert conv.weight is weight
+    torch.testing.assert_close(weight.detach(), fake_quantize(weight.detach()))
+
+
 def test_symmetric_grid_survives_bn_folding() -> None:
     w = fake_quantize(torch.randn(8, 16, 3, 3, generator=torch.Generator().manual_seed(3)))
     bn_factor = torch.linspace(-2.0, 3.0, 8).reshape(8, 1, 1, 1)  # gamma / sqrt(var + eps), one per channel
@@ -378,3 +394,32 @@ def test_qat_steps_then_baked_model_matches_fake_quant_model() -> None:
         torch.testing.assert_close(model(x), fake_quant_logits)
     # Baked weights are already on the int8 grid: quantizing again changes nothing.
     torch.testing.assert_close(fake_quantize(model.blocks[2][1].conv_pw.weight), model.blocks[2][1].conv_pw.weight)
+
+
+def test_qat_student_converts_to_int8_that_agrees_with_fake_quant_model(tmp_path, monkeypatch) -> None:
+    # End to end: fake-quant training (features and hooks keep working), bake, then the harness's
+    # int8 conversion. ascbench's PT2E prepare_qat graph exposes no intermediate features, so
+    # distillation uses this path; BN folding keeps the baked per-channel grids (see above).
+    from ascbench.evaluation.quantize import quantize_int8
+
+    monkeypatch.setenv("ASCBENCH_HOME", str(tmp_path / "home"))
+    torch.manual_seed(0)
+    labels = torch.arange(48) % 10
+    x = 2 * torch.randn(10, 1, 256, 65)[labels] + torch.randn(48, 1, 256, 65)
+    model = mobilenetv2_student()
+    attach_fake_quant(model)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(3):
+        loss = nn.functional.cross_entropy(model(x[:24]), labels[:24])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        fake_quant_pred = model(x).argmax(1)
+    detach_fake_quant(model)
+    artifact = quantize_int8(model, x[:32], tmp_path / "student-int8.pt2")
+    assert artifact.path.is_file() and artifact.int8_params > 100_000  # weights really are int8
+    with torch.no_grad():
+        int8_pred = artifact.model(x).argmax(1)
+    assert (int8_pred == fake_quant_pred).float().mean().item() >= 0.9

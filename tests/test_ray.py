@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from ascbench.results.store import ResultsStore
 from ascbench.runner.request import RunRequest
@@ -19,12 +21,19 @@ PLUGIN = """
     from torch import nn
     from ascbench import register_system
 
+    def _cnn(width: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(1, width, 5, stride=4), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10),
+        )
+
     @register_system("tiny-cnn", description="a small dropped-in test submission")
     def tiny_cnn() -> nn.Module:
-        return nn.Sequential(
-            nn.Conv2d(1, 8, 5, stride=4), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
-        )
+        return _cnn(8)
+
+    @register_system("tiny-cnn-wide", description="the same, twice as wide")
+    def tiny_cnn_wide() -> nn.Module:
+        return _cnn(16)
 """
 
 
@@ -61,22 +70,27 @@ def test_runs_sharing_a_teacher_stage_wait_for_the_first():
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
+    """2 systems x 2 seeds on the tiny real-format data set, smoke profile."""
     root = tmp_path_factory.mktemp("ray")
     data = build_tau_fixture(root / "dev").root
     submissions = root / "submissions"
     submissions.mkdir()
-    (submissions / "tiny_cnn.py").write_text(textwrap.dedent(PLUGIN))
+    (submissions / "tiny_cnns.py").write_text(textwrap.dedent(PLUGIN))
     return [
         RunRequest(system, data, 0.25, seed, profile="smoke", device="cpu", submissions=submissions)
-        for system in ("cp-mobile", "tiny-cnn")
+        for system in ("tiny-cnn", "tiny-cnn-wide")
         for seed in (0, 1)
     ]
 
 
 def comparable(record) -> dict:
-    """What must not depend on the executor: key, metrics, complexity, system (not times, hosts)."""
+    """What must not depend on the executor: key, metrics, complexity, system, config (not times, hosts)."""
     data = record.to_json_dict()
-    return {k: data[k] for k in ("key", "metrics", "complexity", "system")}
+    same = {k: data[k] for k in ("key", "metrics", "complexity", "system", "notes")}
+    same["notes"].pop("clips_per_second", None)  # a throughput, measured
+    same["notes"].pop("resumed_from_epoch", None)  # where this execution picked the training up
+    same["provenance"] = {k: data["provenance"][k] for k in ("config_hash", "torch_threads")}
+    return same
 
 
 @pytest.mark.slow
@@ -85,24 +99,30 @@ def test_ray_grid_records_equal_local_ones_and_resume(grid, tmp_path):
     from ascbench.runner.local import run_local
     from ascbench.runner.ray_executor import run_with_ray
 
-    local_home, ray_home = tmp_path / "local", tmp_path / "ray"
-    local = run_local([dataclasses.replace(r, home=local_home) for r in grid], progress=False)
-    assert all(o.error is None for o in local), [o.error for o in local]
+    home = tmp_path / "home"
+    requests = [dataclasses.replace(r, home=home) for r in grid]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each Ray task below gets with cpus_per_run=1
+    try:
+        local = [comparable(o.record) for o in run_local(requests, progress=False)]
+    finally:
+        torch.set_num_threads(threads)
+    # start from scratch, keeping only the feature cache (shared by every executor)
+    shutil.rmtree(home / "records")
+    shutil.rmtree(home / "checkpoints")
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        requests = [dataclasses.replace(r, home=ray_home) for r in grid]
-        remote = run_with_ray(requests, progress=False)
+        remote = run_with_ray(requests, cpus_per_run=1, progress=False)
         assert [o.error for o in remote] == [None] * 4
-        assert [comparable(o.record) for o in remote] == [comparable(o.record) for o in local]
         assert [o.request.label() for o in remote] == [r.label() for r in grid]
+        assert [comparable(o.record) for o in remote] == local
 
         # an unfinished run (no record, e.g. its node died) is the only one run again
-        lost = remote[2].record_path
-        lost.unlink()
-        again = run_with_ray(requests, progress=False)
+        remote[2].record_path.unlink()
+        again = run_with_ray(requests, cpus_per_run=1, progress=False)
         assert [o.skipped for o in again] == [True, True, False, True]
-        assert comparable(again[2].record) == comparable(remote[2].record)
-        assert len(list(ResultsStore(ray_home).iter_records())) == 4
+        assert comparable(again[2].record) == local[2]
+        assert len(list(ResultsStore(home).iter_records())) == 4
     finally:
         ray.shutdown()

@@ -87,11 +87,19 @@ def already_recorded(requests: Sequence[RunRequest]) -> dict[int, RunOutcome]:
     return done
 
 
-def _execute(request: RunRequest, after: RunOutcome | None = None) -> RunOutcome:
-    """The body of one Ray task (module level, so workers import it instead of unpickling code)."""
+def _execute(request: RunRequest, threads: int, after: RunOutcome | None = None) -> RunOutcome:
+    """The body of one Ray task (module level, so workers import it instead of unpickling code).
+
+    The run computes with as many threads as CPUs it reserved: more would oversubscribe the node,
+    and a run's floating-point results depend on its thread count, so the same request gives the
+    same record wherever it runs with the same ``cpus_per_run``.
+    """
+    import torch
+
     from ascbench.runner.execute import execute_run
     from ascbench.runner.local import RECOVERABLE
 
+    torch.set_num_threads(threads)
     if after is not None and after.error is not None:
         return RunOutcome(request, None, None, error=f"not run: {after.request.label()}, which builds the shared teacher stage, failed ({after.error})")
     try:
@@ -129,11 +137,12 @@ def run_with_ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=True)
     try:
         task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run)(_execute)
+        threads = max(1, int(cpus_per_run))
         refs: list[Any] = []
         for position, index in enumerate(pending):
             wait = waits[position]
             after = refs[wait] if wait is not None else None
-            refs.append(task.remote(requests[index], after))
+            refs.append(task.remote(requests[index], threads, after))
         index_of = {ref: index for ref, index in zip(refs, pending)}
         with Progress(
             TextColumn("[bold]runs (ray)[/]"),
