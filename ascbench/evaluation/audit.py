@@ -128,13 +128,12 @@ def _kb(x: Fraction | float) -> str:
 def audit_claim(claim: Claim) -> Verdict:
     """Check one claim for internal consistency and against the DCASE 2024 limits."""
     bits = claim.bits
-    basis = f" ({claim.bits_basis})" if claim.bits_basis not in ("", "given", "stated") else ""
     problems: list[str] = []
     arithmetic: list[str] = []
     needed = max_params = implied = fits = None
     if claim.params is not None:
         needed = Fraction(claim.params * bits, 8000)
-        arithmetic.append(f"{claim.params:,} params x {bits} bits / 8 / 1000 = {_kb(needed)} needed{basis}")
+        arithmetic.append(f"{claim.params:,} params x {bits} bits / 8 / 1000 = {_kb(needed)} needed")
     if claim.size_kb is not None:
         size = _exact(claim.size_kb)
         max_params = int(size * 8000 / bits)
