@@ -63,11 +63,13 @@ def profile(
 ) -> None:
     """Complexity of a deployable model for one 1-second clip, without training.
 
-    Prints parameters, MACs under the DCASE convention (torchinfo's: conv/linear multiply-adds
-    plus bias adds, norm layers their parameter count, pooling/activations/adds 0), parameter
-    memory at int8 and fp16 (1 kB = 1,000 B), pass/fail against the DCASE 2024 limits (128 kB,
-    30 M MACs), the per-module breakdown, and any operator that was not counted (MACs are then
-    a lower bound). Example: ascbench profile cp-mobile  ->  61,148 params, 29,419,156 MACs.
+    Prints parameters; MACs under the DCASE convention (NeSsi/torchinfo:
+    conv and linear multiply-adds plus bias adds, a norm layer its parameter
+    count, pooling, activations and adds 0); parameter memory at int8 and
+    fp16 (1 kB = 1,000 B); pass/fail against the DCASE 2024 limits (128 kB,
+    30 M MACs); the per-module breakdown; and any operator left uncounted.
+
+    Example: ascbench profile cp-mobile  ->  61,148 params, 29,419,156 MACs.
     """
     from ascbench.evaluation.profile import (
         TargetError,
@@ -183,7 +185,7 @@ def _print_profile(data: dict[str, Any], top: int) -> None:
 def audit(
     params: Annotated[Optional[str], typer.Option("--params", help="Claimed parameter count, e.g. 900000, 0.9e6 or 0.9M.", show_default=False)] = None,
     size_kb: Annotated[Optional[float], typer.Option("--size-kb", help="Claimed model size in kB (1 kB = 1,000 B, as DCASE).", show_default=False)] = None,
-    bits: Annotated[Optional[int], typer.Option("--bits", min=1, max=64, help="Claimed bits per parameter [default: 8, as DCASE int8].", show_default=False)] = None,
+    bits: Annotated[Optional[int], typer.Option("--bits", min=1, max=64, help="Claimed bits per parameter (default 8: int8, as DCASE).", show_default=False)] = None,
     macs: Annotated[Optional[str], typer.Option("--macs", help="Claimed MACs per 1-s clip, e.g. 29419156 or 26M.", show_default=False)] = None,
     name: Annotated[str, typer.Option("--name", help="Label of a single claim in the output.")] = "claim",
     table: Annotated[Optional[Path], typer.Option("--table", help="CSV of claims: columns system and any of params, macs, size_kb, bits (+ table, bits_basis, accuracy, note).", show_default=False)] = None,
@@ -193,11 +195,14 @@ def audit(
 ) -> None:
     """Check that claimed complexity figures are mutually possible and within the DCASE limits.
 
-    params values of b bits need params x b / 8 bytes, so a claimed size is possible only if
-    size_kB x 1000 x 8 / bits >= params (e.g. 0.9 M params do not fit in 115.6 kB at 8 bits: they
-    need 900 kB). Each claim is also held against DCASE 2024's 128 kB of parameter memory and
-    30 M MACs per clip. One claim: --params/--size-kb/--bits/--macs; a table: --table FILE.csv
-    or --paper. Where a source does not state the bit width, int8 is assumed and said so.
+    A size is possible only if size_kB x 1000 x 8 / bits >= params:
+    0.9 M params do not fit in 115.6 kB at 8 bits (they need 900 kB).
+    Each claim is also held against the DCASE 2024 limits: 128 kB of
+    parameter memory and 30 M MACs per clip. Where a source does not state
+    the bit width, int8 is assumed and the output says so.
+
+    One claim: --params, --size-kb, --bits, --macs.
+    A table: --table FILE.csv, or --paper (the seed paper's tables 1-2).
     """
     from ascbench.evaluation.audit import PAPER_TABLES, Claim, ClaimFileError, audit_claim, load_claims, parse_count
 
