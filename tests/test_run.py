@@ -85,3 +85,23 @@ def test_bad_fraction_and_unknown_system_are_clear_errors(tiny_synth_root: Path,
     assert bad.exit_code != 0 and "0.05, 0.1, 0.25, 0.5, 1.0" in bad.output
     unknown = runner.invoke(app, ["run", "--data", str(tiny_synth_root), "--models", "nope", "--home", str(tmp_path)])
     assert unknown.exit_code != 0 and "unknown system 'nope'" in unknown.output
+
+
+def test_ablation_rows_are_runs_of_their_own_beside_the_full_system(tiny_synth_root: Path, tmp_path: Path, submissions: Path) -> None:
+    home = tmp_path / "home"
+    _run(home, tiny_synth_root, "--models", "tiny-cnn", "--submissions", str(submissions))
+    result = runner.invoke(
+        app,
+        ["ablation", "tiny-cnn", "--components", "fms", "--data", str(tiny_synth_root), "--profile", "smoke",
+         "--home", str(home), "--submissions", str(submissions), "--no-progress"],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    assert "tiny-cnn split25 seed0: complete record found, skipped" in result.output  # the full row is reused
+    records = {r.key.system: r for r in ResultsStore(home).iter_records()}
+    assert set(records) == {"tiny-cnn", "tiny-cnn~no-fms"}
+    # the ablated row really trained without Freq-MixStyle: its recorded config says so
+    configs = {name: r.provenance["config"] for name, r in records.items()}
+    assert configs["tiny-cnn~no-fms"]["ablate"] == ["fms"] and configs["tiny-cnn"]["ablate"] == []
+    assert configs["tiny-cnn~no-fms"]["recipe_config"]["fms_p"] == 0.0 < configs["tiny-cnn"]["recipe_config"]["fms_p"]
+    table = runner.invoke(app, ["leaderboard", "--systems", "tiny-cnn*", "--format", "md", "--home", str(home)])
+    assert table.exit_code == 0 and "tiny-cnn~no-fms" in table.output and "cp-mobile" not in table.output

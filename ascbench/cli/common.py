@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets its own width; a pipe or log file gets 160 columns (rich's default of 80
+    wraps leaderboard tables into unreadable columns) unless $COLUMNS says otherwise."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=160 if wide else None)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 HomeOption = Annotated[
     Optional[Path],

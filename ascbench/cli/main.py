@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ascbench import __version__
+from ascbench.cli import ablation as ablation_cli
 from ascbench.cli import complexity as complexity_cli
 from ascbench.cli import data as data_cli
 from ascbench.cli import export as export_cli
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(data_cli.app, name="data")
 run_cli.register(app)
+ablation_cli.register(app)
 systems_cli.register(app)
 complexity_cli.register(app)
 results_cli.register(app)

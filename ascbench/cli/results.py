@@ -23,8 +23,10 @@ class Format(str, enum.Enum):
     html = "html"
 
 
-def _records(home: Path | None, data: str | None, fraction: str | None, profile: str | None):
+def _records(home: Path | None, data: str | None, fraction: str | None, profile: str | None, systems: str | None = None):
     """The store and the usable records matching the filters; unusable record files are reported."""
+    from fnmatch import fnmatchcase
+
     from ascbench.results.store import ResultsStore
 
     store = ResultsStore(home)
@@ -34,6 +36,9 @@ def _records(home: Path | None, data: str | None, fraction: str | None, profile:
         records = list(store.iter_records(dataset=data, fraction=fraction, profile=profile))
     except ValueError as error:
         fail(str(error))
+    if systems:
+        patterns = [p.strip() for p in systems.split(",") if p.strip()]
+        records = [r for r in records if any(fnmatchcase(r.key.system, p) for p in patterns)]
     return store, records
 
 
@@ -44,6 +49,7 @@ def leaderboard(
     fmt: Annotated[Format, typer.Option("--format", help="table: terminal; md, csv, json (with provenance), html (self-contained page with plots).")] = Format.table,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of the terminal; with --export, the directory (default: leaderboards/).")] = None,
     export: Annotated[bool, typer.Option("--export", help="Regenerate the committed leaderboard files (md, json, html, csv per data set, fraction and profile) in --out.")] = False,
+    systems: Annotated[Optional[str], typer.Option("--systems", help="Only these systems: comma-separated names or shell patterns; 'hubert-mobilenetv2*' is the system with its ablations (the ablation table).")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples for the paired comparison with the best system.")] = 1000,
     home: HomeOption = None,
 ) -> None:
@@ -60,9 +66,9 @@ def leaderboard(
     from ascbench.leaderboard.render import csv_text, markdown, rank_display, rich_table
 
     rank_mode = fraction is not None and fraction.strip().lower() == "all"
-    store, records = _records(home, data, None if rank_mode else fraction, profile)
+    store, records = _records(home, data, None if rank_mode else fraction, profile, systems)
     if not records:
-        wanted = ", ".join(f"{k}={v}" for k, v in (("data", data), ("fraction", fraction), ("profile", profile)) if v)
+        wanted = ", ".join(f"{k}={v}" for k, v in (("data", data), ("fraction", fraction), ("profile", profile), ("systems", systems)) if v)
         fail(f"no run records{' with ' + wanted if wanted else ''} in {store.root}; run `ascbench run` first", code=1)
 
     if export:
@@ -73,7 +79,8 @@ def leaderboard(
             console.print(f"wrote {escape(str(path))}", highlight=False)
         return
 
-    command = " ".join(["ascbench leaderboard", *(f"--{k} {v}" for k, v in (("data", data), ("fraction", fraction), ("profile", profile)) if v), f"--format {fmt.value}"])
+    filters = (("data", data), ("fraction", fraction), ("profile", profile), ("systems", f"'{systems}'" if systems else None))
+    command = " ".join(["ascbench leaderboard", *(f"--{k} {v}" for k, v in filters if v), f"--format {fmt.value}"])
     if rank_mode:
         groups: dict = {}
         for r in records:

@@ -77,7 +77,10 @@ class Recipe(Protocol):
     name: str
 
     def config(self, profile: str) -> object:
-        """The dataclass configuration this recipe uses under ``profile``."""
+        """The dataclass configuration this recipe uses under ``profile``.
+
+        A recipe may also define ``config_for(profile, ablate)``: the configuration with the
+        ``--ablate`` components switched off, which the record then holds instead."""
         ...
 
     def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:

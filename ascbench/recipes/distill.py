@@ -86,8 +86,9 @@ class TeacherTargets:
     @classmethod
     def from_stage(cls, stage: TeacherStage) -> "TeacherTargets":
         return cls(
-            logits=torch.from_numpy(np.asarray(stage.outputs["logits"], dtype=np.float32)),
-            layer_logits=torch.from_numpy(np.asarray(stage.outputs["layer_logits"], dtype=np.float32)),
+            # copies: the stage's arrays are read-only memory maps
+            logits=torch.from_numpy(np.array(stage.outputs["logits"], dtype=np.float32)),
+            layer_logits=torch.from_numpy(np.array(stage.outputs["layer_logits"], dtype=np.float32)),
             cnn_features=stage.outputs["cnn_features"],
         )
 
@@ -112,14 +113,20 @@ class DistillRecipe:
         """Stage-sharing key for executors (the same teacher for every profile's kind)."""
         return next(iter(self.configs.values())).teacher.kind
 
-    def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:
-        config = self.config(ctx.profile)
-        distill = config.distill.ablated(ctx.ablate)
-        train_config = dataclasses.replace(
+    def config_for(self, profile: str, ablate: frozenset[str] = frozenset()) -> DistillRecipeConfig:
+        """The configuration a run really trains with: components in ``ablate`` switched off."""
+        config = self.config(profile)
+        distill = config.distill.ablated(ablate)
+        train = dataclasses.replace(
             config.train,
             fms_p=config.train.fms_p if distill.fms else 0.0,
             adir_p=config.train.adir_p if distill.adir else 0.0,
         )
+        return dataclasses.replace(config, train=train, distill=distill)
+
+    def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:
+        config = self.config_for(ctx.profile, ctx.ablate)
+        distill, train_config = config.distill, config.train
         stage = prepare_teacher(ctx, config.teacher, ctx.extra.get("teacher_checkpoint"))
         targets = TeacherTargets.from_stage(stage)
         data = training_data(ctx, train_config)

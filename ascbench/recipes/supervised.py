@@ -62,8 +62,12 @@ class SupervisedRecipe:
     def config(self, profile: str) -> TrainConfig:
         return get_profile(profile)
 
+    def config_for(self, profile: str, ablate: frozenset[str] = frozenset()) -> TrainConfig:
+        """The configuration a run really trains with: the profile's, minus what is ablated."""
+        return ablated(self.config(profile), ablate)
+
     def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:
-        config = ablated(self.config(ctx.profile), ctx.ablate)
+        config = self.config_for(ctx.profile, ctx.ablate)
         result = train(
             model,
             training_data(ctx, config),

@@ -62,8 +62,14 @@ class RunConfig:
     teacher_checkpoint: str | None
 
 
+def effective_config(recipe, profile: str, ablate: frozenset[str]) -> object:
+    """What the run trains with (ablations applied), so the record's config and hash say it."""
+    config_for = getattr(recipe, "config_for", None)
+    return config_for(profile, ablate) if config_for is not None else recipe.config(profile)
+
+
 def run_key(request: RunRequest, dataset: Dataset) -> RunKey:
-    return RunKey(request.system, dataset.name, dataset.fingerprint, request.fraction, request.seed, request.profile)
+    return RunKey(request.recorded_system, dataset.name, dataset.fingerprint, request.fraction, request.seed, request.profile)
 
 
 def execute_run(
@@ -94,7 +100,7 @@ def execute_run(
         seed=request.seed,
         profile=request.profile,
         recipe=recipe.name,
-        recipe_config=recipe.config(request.profile),
+        recipe_config=effective_config(recipe, request.profile, frozenset(request.ablate)),
         ablate=tuple(sorted(request.ablate)),
         checkpoint=str(request.checkpoint) if request.checkpoint else None,
         teacher_checkpoint=str(request.teacher_checkpoint) if request.teacher_checkpoint else None,

@@ -8,6 +8,19 @@ from pathlib import Path
 from ascbench.results.record import Record
 
 
+ABLATION_SEPARATOR = "~no-"
+
+
+def recorded_name(system: str, ablate: frozenset[str] | set[str] | tuple[str, ...] = ()) -> str:
+    """The name a run is recorded under: the system, plus the components switched off.
+
+    An ablated run is a different run (``hubert-mobilenetv2~no-fms+qat``): it must never be
+    skipped because the full system's record exists, nor overwrite it, and in a leaderboard it
+    is a row of its own beside the full system -- which is what an ablation table is.
+    """
+    return system + (ABLATION_SEPARATOR + "+".join(sorted(ablate)) if ablate else "")
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """Train (or load) one system on one split with one seed, then measure and record it.
@@ -42,8 +55,12 @@ class RunRequest:
         checkpoint = str(self.teacher_checkpoint) if self.teacher_checkpoint else None
         return (self.teacher, str(self.data_root), self.fraction, self.profile, checkpoint, str(self.home))
 
+    @property
+    def recorded_system(self) -> str:
+        return recorded_name(self.system, self.ablate)
+
     def label(self) -> str:
-        return f"{self.system} split{round(self.fraction * 100)} seed{self.seed}"
+        return f"{self.recorded_system} split{round(self.fraction * 100)} seed{self.seed}"
 
 
 @dataclass

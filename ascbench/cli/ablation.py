@@ -1,0 +1,87 @@
+"""``ascbench ablation``: the paper's ablation table, run and shown as a leaderboard."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ascbench.cli.common import HomeOption, console, fail
+from ascbench.cli.run import ABLATABLE, parse_ablate, parse_fractions, parse_seeds
+
+
+def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[str]]:
+    """The full system, each component switched off alone, and (optionally) all of them off."""
+    sets = [frozenset()] + [frozenset({name}) for name in sorted(components)]
+    if all_off and len(components) > 1:
+        sets.append(frozenset(components))
+    return sets
+
+
+def ablation(
+    system: Annotated[str, typer.Argument(help="The system to ablate (its recipe must know the components).")] = "hubert-mobilenetv2",
+    components: Annotated[str, typer.Option("--components", help=f"Comma-separated components to switch off one at a time: {', '.join(ABLATABLE)}.")] = ",".join(ABLATABLE),
+    all_off: Annotated[bool, typer.Option("--all-off/--no-all-off", help="Also run with every listed component off at once.")] = True,
+    fraction: Annotated[str, typer.Option("--fraction", "-f", help="Training split(s), as for `ascbench run`.")] = "0.25",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds (each row is a mean over them).")] = "0",
+    data: Annotated[Optional[str], typer.Option("--data", help="A TAU22-layout directory or synth-tau22[-tiny|small|medium] (default: synth-tau22 small).")] = None,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Training profile: smoke, quick (CPU default) or dcase.")] = "quick",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Rerun rows whose records already exist.")] = False,
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Run SYSTEM in full and with each component switched off (leave-one-out), then print the
+    ablation table: a leaderboard whose rows are SYSTEM and SYSTEM~no-<component>.
+
+    Every row is an ordinary run with its own record (recorded under SYSTEM~no-...), so reruns are
+    skipped, the teacher stage is shared by all rows, and
+    `ascbench leaderboard --systems 'SYSTEM*' --format md` regenerates the table from the records.
+    Components a recipe does not use leave it unchanged: ablate only what SYSTEM has.
+    """
+    from ascbench.data.resolve import resolve_data
+    from ascbench.results.store import ResultsStore
+    from ascbench.runner.grid import build_requests, run_grid
+    from ascbench.runner.summary import print_summary
+    from ascbench.systems.registry import SystemLoadError, discover
+
+    try:
+        names = parse_ablate(components)
+        if not names:
+            raise ValueError("--components: name at least one component")
+        fractions = parse_fractions(fraction)
+        seed_list = parse_seeds(seeds)
+        registry = discover(submissions)
+        spec = registry.get(system)
+    except (ValueError, SystemLoadError) as error:
+        fail(str(error))
+    try:
+        data_root = resolve_data(data, home, progress=not no_progress)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    command = tuple(["ascbench", *sys.argv[1:]])
+    requests = [
+        request
+        for switched_off in ablation_sets(names, all_off)
+        for request in build_requests(
+            [spec], data_root, fractions, seed_list, profile=profile, device=device, home=home,
+            force=force, ablate=switched_off, submissions=submissions, command=command,
+        )  # fmt: skip
+    ]
+    try:
+        outcomes = run_grid(requests, registry=registry, progress=not no_progress, console=console)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted:[/] finished rows are recorded; the same command resumes the rest.")
+        raise typer.Exit(130)
+    print_summary(outcomes, console, ResultsStore(home))
+    console.print(f"regenerate as markdown: ascbench leaderboard --systems '{spec.name}*' --profile {profile} --format md", highlight=False)
+    if any(o.error for o in outcomes):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ablation`` to the main app."""
+    app.command("ablation")(ablation)
