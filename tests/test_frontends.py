@@ -113,6 +113,21 @@ def test_kaldi_fbank_batch_equals_clip_by_clip():
     torch.testing.assert_close(batched, single, rtol=0, atol=1e-6)
 
 
+def test_batched_kaldi_fbank_equals_torchaudio_clip_by_clip():
+    """The batched implementation is torchaudio's Kaldi fbank, step for step (incl. a silent clip:
+    the log floor)."""
+    import torchaudio
+
+    from ascbench.features.frontends import kaldi_fbank_batch
+
+    clips = torch.cat([_noise(2, seed=7)[:, :16_000] * 2**15, torch.zeros(1, 16_000)])
+    clips[1, 4000:] *= torch.linspace(1.0, 0.0, 12_000)  # a fade: frames of every level
+    batched = kaldi_fbank_batch(clips, 128, 16_000, 25.0, 10.0)
+    for row, features in zip(clips, batched):
+        reference = torchaudio.compliance.kaldi.fbank(row.unsqueeze(0), num_mel_bins=128, sample_frequency=16_000, frame_length=25.0, frame_shift=10.0)
+        torch.testing.assert_close(features, reference, rtol=1e-4, atol=1e-3)
+
+
 def test_kaldi_fbank_matches_official_beats_preprocessing():
     path = _fixtures_dir() / "beats" / "tiny_io.npz"
     if not path.is_file():
