@@ -217,3 +217,11 @@ def test_cli_writes_under_home_then_reuses(tmp_path: Path, monkeypatch: pytest.M
     (tmp_path / "foreign" / "x").write_text("x")
     refused = runner.invoke(app, ["data", "synth", "--size", "tiny", "--out", str(tmp_path / "foreign")])
     assert refused.exit_code == 2 and "not a synthetic data set" in refused.output
+
+
+def test_cli_probe_prints_the_linear_floor(tiny_synth_root: Path, tiny_probe: ProbeReport) -> None:
+    result = CliRunner().invoke(app, ["data", "probe", str(tiny_synth_root)])
+    assert result.exit_code == 0, result.output
+    assert f"{100 * tiny_probe.accuracy:.1f} %" in result.output and "S4-S6 gap" in result.output
+    missing = CliRunner().invoke(app, ["data", "probe", str(tiny_synth_root / "nowhere")])
+    assert missing.exit_code == 2 and "no meta.csv" in missing.output
