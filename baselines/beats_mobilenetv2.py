@@ -8,23 +8,25 @@ masked patch prediction) unless ``--teacher-checkpoint`` names an official BEATs
 
 from __future__ import annotations
 
+import dataclasses
+
 from ascbench import BaselineMel, register_system
 from ascbench.distill.losses import DistillConfig
 from ascbench.recipes.distill import DistillRecipe, distill_configs, teacher_profiles
 from ascbench.recipes.teachers import TeacherConfig
 from ascbench.teachers.beats_pretrain import PRETRAIN_CONFIGS
-from ascbench.teachers.finetune import FinetuneConfig
+from ascbench.teachers.finetune import TEACHER_FINETUNE
 from baselines.mobilenetv2_student import MobileNetV2Student, mobilenetv2_student
 
 
 def beats_teacher(size: str) -> TeacherConfig:
-    return TeacherConfig("beats", size, PRETRAIN_CONFIGS[size], FinetuneConfig(fms_p=0.4))
+    return TeacherConfig("beats", size, PRETRAIN_CONFIGS[size], dataclasses.replace(TEACHER_FINETUNE, fms_p=0.4))
 
 
 RECIPE = DistillRecipe(
     "beats-logit-kd",
     distill_configs(
-        teacher_profiles(beats_teacher, smoke_pretrain={"epochs": 1}),
+        teacher_profiles(beats_teacher, smoke_pretrain={"epochs": 1}, quick_pretrain={"epochs": 2}),
         DistillConfig(front=False, hier=False, qat=False, adir=False),
         two_stage=False,
         adir_p=0.0,

@@ -14,7 +14,7 @@ from ascbench import BaselineMel, register_system
 from ascbench.distill.losses import DistillConfig
 from ascbench.recipes.distill import DistillRecipe, distill_configs, teacher_profiles
 from ascbench.recipes.teachers import TeacherConfig
-from ascbench.teachers.finetune import FinetuneConfig
+from ascbench.teachers.finetune import TEACHER_FINETUNE
 from ascbench.teachers.hubert_pretrain import HubertPretrainConfig
 from baselines.mobilenetv2_student import MobileNetV2Student, mobilenetv2_student
 
@@ -23,13 +23,13 @@ ADIR_P = 0.4
 
 
 def hubert_teacher(size: str) -> TeacherConfig:
-    return TeacherConfig("hubert", size, HubertPretrainConfig(size=size), FinetuneConfig())
+    return TeacherConfig("hubert", size, HubertPretrainConfig(size=size), TEACHER_FINETUNE)
 
 
 RECIPE = DistillRecipe(
     "hubert-two-stage-kd",
     distill_configs(
-        teacher_profiles(hubert_teacher, smoke_pretrain={"max_steps": 2, "clusters": 8, "kmeans_frames": 2_000}),
+        teacher_profiles(hubert_teacher, smoke_pretrain={"max_steps": 2, "clusters": 8, "kmeans_frames": 2_000}, quick_pretrain={"epochs": 1}),
         DistillConfig(),
         two_stage=True,
         adir_p=ADIR_P,

@@ -256,14 +256,18 @@ def _qat_hook(distill: DistillConfig, epochs: int):
     return hook
 
 
-def teacher_profiles(make_teacher: Callable[[str], TeacherConfig], smoke_pretrain: dict) -> dict[str, TeacherConfig]:
-    """Teacher configs per profile: the small teacher at ``quick``, a base-size one at ``dcase``
+def teacher_profiles(
+    make_teacher: Callable[[str], TeacherConfig], smoke_pretrain: dict, quick_pretrain: dict | None = None
+) -> dict[str, TeacherConfig]:
+    """Teacher configs per profile: the small teacher at ``quick`` (its pre-training cut by
+    ``quick_pretrain`` so that a whole CPU run stays in minutes), a base-size one at ``dcase``
     (for a GPU), and at ``smoke`` the small one with its loops cut to a few steps."""
-    quick = make_teacher("small")
+    small = make_teacher("small")
+    quick = dataclasses.replace(small, pretrain=dataclasses.replace(small.pretrain, **(quick_pretrain or {})))
     smoke = dataclasses.replace(
-        quick,
-        pretrain=dataclasses.replace(quick.pretrain, **smoke_pretrain),
-        finetune=dataclasses.replace(quick.finetune, max_steps=2),
+        small,
+        pretrain=dataclasses.replace(small.pretrain, **smoke_pretrain),
+        finetune=dataclasses.replace(small.finetune, max_steps=2),
     )
     return {"smoke": smoke, "quick": quick, "dcase": make_teacher("base")}
 
