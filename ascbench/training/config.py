@@ -63,9 +63,27 @@ class TrainConfig:
     amp: AmpMode = "auto"
     """Mixed precision: "auto" is bf16 (or fp16 + GradScaler) on CUDA and fp32 on CPU."""
     channels_last: bool | None = None
-    """Channels-last memory format for 4-D inputs; None: on CUDA only (measured slower on CPU)."""
+    """Channels-last memory format for 4-D inputs; None: on (CUDA and CPU).
+
+    oneDNN's convolutions on x86 run natively in channels-last (NHWC) and reorder NCHW tensors
+    on every call: CP-Mobile at batch 256 trains about 1.8x faster in channels-last on the
+    project's two-core machine (``benchmarks/bench_training.py``), and it is deterministic."""
     compile: bool = False
-    """torch.compile the model (inductor); pays a compile time up front on every run."""
+    """torch.compile the model (inductor); pays a compile time up front on every run.
+
+    Off by default: on CPU, inductor's fused batch-norm/ReLU kernels for CP-Mobile ran slower than
+    eager ATen in channels-last (0.6-0.9x, ``benchmarks/bench_training.py``) and the compile
+    took 1-2 minutes on two cores, longer than a ``quick`` profile run."""
+    reuse_freed_memory: bool = True
+    """CPU, Linux (glibc): keep the memory of freed tensors in the process while training.
+
+    glibc serves every large allocation with a fresh ``mmap`` and unmaps it on free, so each
+    step's activations (tens of MB each at batch 256) are faulted in and zero-filled by the
+    kernel page by page, again and again: about half of a CP-Mobile step on two cores went to
+    those page faults. With this on, :func:`ascbench.training.engine.train` sets ``mallopt``
+    (no mmap, no trimming) for its duration and restores glibc's defaults after; about 2x the
+    clips/s. It changes where memory comes from, never a result, so it is not part of the
+    checkpoint fingerprint. No effect on CUDA tensors or other C libraries."""
     cudnn_benchmark: bool = True
     checkpoint_every: int = 1
     """Save a resumable checkpoint every this many epochs (and always after the last)."""

@@ -37,6 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from ascbench.features.cache import CachedFeatures
+from ascbench.training.allocator import reuse_freed_memory
 from ascbench.training.checkpoint import CHECKPOINT_FILE, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ascbench.training.config import TrainConfig
 from ascbench.training.inputs import InputPipeline
@@ -218,9 +219,10 @@ def train(
         total_steps = min(total_steps, config.max_steps)
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     precision = autocast_dtype(config, device)
-    channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
+    channels_last = config.channels_last if config.channels_last is not None else True
+    cpu = device.type == "cpu"
 
-    with _threads(config.num_threads if device.type == "cpu" else None):
+    with _threads(config.num_threads if cpu else None), reuse_freed_memory(config.reuse_freed_memory and cpu):
         model.to(device)
         pipeline = InputPipeline(data.features, config, device, data.waveforms, channels_last=channels_last)
         if pipeline.channels_last:
@@ -391,10 +393,14 @@ def _cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: in
     return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
+_NOT_FINGERPRINTED = ("log_every", "checkpoint_every", "reuse_freed_memory")
+"""Config fields that cannot change a run's weights: a checkpoint resumes across them."""
+
+
 def _fingerprint(model: nn.Module, data: TrainingData, config: TrainConfig, seed: int, loss_fn: LossFn) -> str:
     """Identity of a training call: what must match for a checkpoint to be resumed from."""
     digest = hashlib.sha256()
-    run_fields = {k: v for k, v in asdict(config).items() if k not in ("log_every", "checkpoint_every")}
+    run_fields = {k: v for k, v in asdict(config).items() if k not in _NOT_FINGERPRINTED}
     digest.update(repr(sorted(run_fields.items())).encode())
     digest.update(f"seed={seed};loss={getattr(loss_fn, '__qualname__', type(loss_fn).__name__)}".encode())
     digest.update(str(data.features.path).encode())

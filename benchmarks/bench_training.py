@@ -1,0 +1,174 @@
+"""CP-Mobile training throughput on the CPU: clips/s of the real engine, batch 256, from the mel cache.
+
+Each variant runs :func:`ascbench.training.train` (the ``dcase`` profile: AdamW, cosine
+schedule, time roll, frequency masks, Freq-MixStyle p 0.4) on 768 clips of synth-tau22 small
+for 4 epochs of 3 steps at batch 256. Epoch 1 carries the warm-up (oneDNN primitive creation,
+inductor compilation) and is reported apart; the figure is the median clips/s of epochs 2-4,
+as the engine measures it (training loop only, not the checkpoint).
+
+Results (measured FILLED-IN-BELOW)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ascbench.data.layout import SAMPLE_RATE
+from ascbench.data.reader import load_dataset, load_split
+from ascbench.features.audio import read_batch
+from ascbench.features.cache import CachedFeatures, load_features
+from ascbench.features.frontends import BaselineMel
+from ascbench.training import TrainConfig, TrainingData, get_profile, seed_everything, train
+from ascbench.training.augment import freq_mask, freq_mixstyle, spec_layout, time_roll
+from baselines.cp_mobile import cp_mobile_dcase2024
+
+BATCH = 256
+STEPS_PER_EPOCH = 3
+EPOCHS = 4
+
+VARIANTS: dict[str, dict[str, object]] = {
+    # what the engine does by default now: channels-last, freed memory kept, eager, every core
+    "default": {},
+    # the engine's CPU defaults before this benchmark: NCHW and glibc's allocator settings
+    "before": {"channels_last": False, "reuse_freed_memory": False},
+    "nchw": {"channels_last": False},
+    "no-memory-reuse": {"reuse_freed_memory": False},
+    "compile": {"compile": True},
+    "threads-1": {"num_threads": 1},
+}
+
+
+def training_data(features: CachedFeatures, root: Path, clips: int = BATCH * STEPS_PER_EPOCH) -> TrainingData:
+    """``clips`` clips of the full training split, a fixed random choice."""
+    split = load_split(root, 1.0)
+    chosen = sorted(np.random.default_rng(0).choice(len(split.train), size=clips, replace=False))
+    train_clips = [split.train[i] for i in chosen]
+    return TrainingData(
+        features=features,
+        rows=features.rows([c.filename for c in train_clips]),
+        labels=np.array([c.label for c in train_clips]),
+        devices=np.array([c.device for c in train_clips]),
+    )
+
+
+def variant_config(name: str) -> TrainConfig:
+    return dataclasses.replace(
+        get_profile("dcase"), epochs=EPOCHS, batch_size=BATCH, checkpoint_every=EPOCHS, **VARIANTS[name]
+    )
+
+
+def measure(data: TrainingData, config: TrainConfig, workdir: Path) -> dict[str, float]:
+    """Train a fresh CP-Mobile; steady clips/s (median of epochs 2..) and the first epoch's seconds."""
+    seed_everything(0)
+    model = cp_mobile_dcase2024()
+    result = train(model, data, config, workdir, seed=0, device="cpu", progress=False)
+    steady = [h.clips_per_second for h in result.history[1:]]
+    return {
+        "clips_per_second": statistics.median(steady),
+        "epochs_clips_per_second": [h.clips_per_second for h in result.history],
+        "first_epoch_seconds": result.history[0].seconds,
+        "load_average_1min": os.getloadavg()[0],
+    }
+
+
+def wav_pipeline_step(paths: list[Path], labels: np.ndarray, steps: int = 3) -> dict[str, float]:
+    """The official baseline's kind of step for reference: decode wavs, resample, mel, augment, train.
+
+    Eager NCHW with glibc's default allocator and no memory reuse, as the baseline runs on a
+    CPU; the first step is warm-up. Returns the median clips/s of the other ``steps``.
+    """
+    frontend = BaselineMel()
+    seed_everything(0)
+    model = cp_mobile_dcase2024()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    rng = np.random.default_rng(0)
+    layout = spec_layout(frontend, frontend.output_shape())
+    seconds = []
+    for step in range(steps + 1):
+        index = rng.choice(len(paths), size=BATCH, replace=False)
+        tick = time.perf_counter()
+        with torch.no_grad():
+            x = frontend.compute(read_batch([paths[i] for i in index]), SAMPLE_RATE).unsqueeze(1)
+        x = time_roll(x, rng, 6, layout.time_dim)
+        x = freq_mask(x, rng, 48, layout.freq_dim, layout.silence)
+        x = freq_mixstyle(x, rng, 0.4, 0.3, layout.freq_dim)
+        loss = F.cross_entropy(model(x), torch.from_numpy(labels[index]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step:
+            seconds.append(time.perf_counter() - tick)
+    return {"clips_per_second": BATCH / statistics.median(seconds), "load_average_1min": os.getloadavg()[0]}
+
+
+@pytest.fixture(scope="module")
+def data(small_mel: CachedFeatures, small_root: Path) -> TrainingData:
+    return training_data(small_mel, small_root)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_cp_mobile_training_throughput(benchmark, data: TrainingData, variant: str, tmp_path: Path) -> None:
+    config = variant_config(variant)
+    runs = iter(range(1000))
+    result = benchmark.pedantic(
+        lambda: measure(data, config, tmp_path / f"run-{next(runs)}"), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(result)
+    assert result["clips_per_second"] > 0
+    print(f"\n{variant}: {result['clips_per_second']:.1f} clips/s (epochs {result['epochs_clips_per_second']}, "
+          f"first epoch {result['first_epoch_seconds']:.1f} s, load {result['load_average_1min']:.1f})")
+
+
+def test_baseline_style_step_from_wav(benchmark, small_root: Path) -> None:
+    """Reference: the official baseline's waveform -> mel -> train step (the issue's ~56 clips/s)."""
+    split = load_split(small_root, 1.0)
+    paths = [small_root / c.filename for c in split.train]
+    labels = np.array([c.label for c in split.train])
+    result = benchmark.pedantic(lambda: wav_pipeline_step(paths, labels), rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    print(f"\nwav pipeline: {result['clips_per_second']:.1f} clips/s (load {result['load_average_1min']:.1f})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """One variant in a fresh process: ``python benchmarks/bench_training.py DATA HOME VARIANT``.
+
+    For interleaved A/B runs on a shared machine, where one pytest process running the
+    variants back to back would see the load change between them.
+    """
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("data", type=Path, help="a synth-tau22 small directory")
+    parser.add_argument("home", type=Path, help="ascbench home holding (or to hold) its baseline-mel cache")
+    parser.add_argument("variant", choices=[*VARIANTS, "wav"])
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a TrainConfig field of the variant (a Python literal), e.g. num_threads=1")
+    args = parser.parse_args(argv)
+    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+    dataset = load_dataset(args.data)
+    if args.variant == "wav":
+        split = load_split(dataset, 1.0)
+        result = wav_pipeline_step([args.data / c.filename for c in split.train], np.array([c.label for c in split.train]))
+    else:
+        features = load_features(dataset, BaselineMel(), home=args.home, progress=False)
+        with tempfile.TemporaryDirectory() as workdir:
+            config = variant_config(args.variant).replace(**overrides)
+            result = measure(training_data(features, args.data), config, Path(workdir))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.update(max_rss_mb=usage.ru_maxrss // 1024, minor_faults=usage.ru_minflt, user_s=usage.ru_utime, sys_s=usage.ru_stime)
+    print(args.variant, " ".join(args.set), result, flush=True)
+
+
+if __name__ == "__main__":
+    main()
