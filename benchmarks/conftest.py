@@ -30,8 +30,9 @@ HOME_ENV = "ASCBENCH_BENCH_HOME"
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
-    """Collect ``bench_*.py`` (pytest's default pattern is ``test_*.py``)."""
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
+    """Collect ``bench_*.py`` (pytest's default pattern is ``test_*.py``; a file named on the
+    command line is collected by pytest itself)."""
+    if file_path.suffix == ".py" and file_path.name.startswith("bench_") and not parent.session.isinitpath(file_path):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
 
