@@ -126,7 +126,7 @@ class KaldiFbank(Frontend):
 @lru_cache(maxsize=4)
 def _kaldi_constants(num_mel_bins: int, padded: int, window_size: int, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Kaldi's povey window and mel banks (torchaudio's own), computed once, not per clip."""
-    window = torch.hann_window(window_size, periodic=False, dtype=torch.float64).pow(0.85).float()
+    window = torch.hann_window(window_size, periodic=False, dtype=torch.float32).pow(0.85)  # as torchaudio, in float32
     banks, _ = torchaudio.compliance.kaldi.get_mel_banks(num_mel_bins, padded, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
     return window, torch.nn.functional.pad(banks, (0, 1)).float()  # [bins, padded // 2 + 1]
 
