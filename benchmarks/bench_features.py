@@ -8,7 +8,12 @@
   during training) versus computed from the wav files (decode, resample, mel), which is what a
   training step without the cache pays. The second reports ``ratio_wav_over_cache``.
 
-Results (measured FILLED-IN-BELOW)
+Measured 2026-12-01 on the project's 2-core AMD EPYC machine, **shared with other helpers'
+jobs** (load average in brackets), ``pytest benchmarks/bench_features.py --benchmark-only``:
+
+- building the cache (5,460 clips, 363 MB): 53.1 s [7.5]; 62.3 s [3.6] in a plain script.
+- a batch of 256 from the cache: 4.8 ms (median of 20); from the wavs: 2.31 s (median of 3),
+  **482x** [7.7-7.9]. Computing features is what the cache takes out of a training step.
 """
 
 from __future__ import annotations

@@ -6,7 +6,59 @@ for 4 epochs of 3 steps at batch 256. Epoch 1 carries the warm-up (oneDNN primit
 inductor compilation) and is reported apart; the figure is the median clips/s of epochs 2-4,
 as the engine measures it (training loop only, not the checkpoint).
 
-Results (measured FILLED-IN-BELOW)
+Measured 2026-12-01 on the project's machine: a KVM guest with 2 cores of an AMD EPYC (Zen 3,
+AVX2; no AVX-512, no bf16/AMX), 23 GB, torch 2.9.1 CPU -- **shared with other helpers' jobs**
+(1-minute load average 3-9 throughout), so absolute figures are low and noisy; every run of a
+variant is listed, each the median of its epochs 2-4, variants interleaved in fresh processes::
+
+    .venv/bin/python benchmarks/bench_training.py DATA HOME VARIANT [--set num_threads=1]
+    .venv/bin/python -m pytest benchmarks/bench_training.py --benchmark-only -s
+
+clips/s, median [runs]                  2 threads (engine default)     1 thread (num_threads=1)
+-----------------------------------------------------------------------------------------------
+before: NCHW, glibc allocator defaults  22.7 [22.7 22.3 30.7]          29.6 [29.4 29.8]
+NCHW + memory reuse                     55.5 [55.5 56.1 51.3]          77.4 [76.8 77.4 81.4]
+channels-last, no memory reuse          39.1 [39.1 35.1 45.6]
+**default**: channels-last + reuse      66.6 [81.4 56.6 75.2 66.6      127.4 [124.9 123.4 124.5
+                                        66.6 55.6 77.5]                129.5 127.4 132.0 141.8 125.6
+                                                                       136.7 132.2 118.2]
+default + torch.compile (inductor)      55.1 [55.1 75.6 39.0]
+default, OMP_WAIT_POLICY=PASSIVE        118.8 [115.8 129.6 111.9       134.2 [140.2 128.1]
+                                        118.8 116.1 132.9 127.4]
+before, OMP_WAIT_POLICY=PASSIVE         29.2 [31.8 26.6]
+NCHW + reuse, OMP_WAIT_POLICY=PASSIVE   64.5 [61.1 67.8]
+reference: baseline-style step from     18.4 [17.8 19.1 18.4]
+wavs (read, resample, mel, train)
+
+- **Memory reuse** (``TrainConfig.reuse_freed_memory``, ``ascbench.training.allocator``): glibc
+  mmaps and unmaps every big activation, so the kernel zero-filled ~900,000 pages per step
+  (~20 M minor faults and 64 s system time against 47 s user time in one "before" run); with
+  it ~0 after the first step. 1.7-2.6x. Peak RSS 4.1-4.7 GB instead of 2.9-3.2 GB.
+- **Channels-last** (``TrainConfig.channels_last``, now on by default on CPU too): oneDNN
+  reorders NCHW tensors around every convolution. 1.2x with two threads, 1.65-1.8x with one
+  or with passive OpenMP threads. Deterministic (tests/test_training_speed.py).
+- **Threads**: with the other cores busy, one thread beat two (~127 vs ~67): libgomp's idle
+  thread spins (user time 50-60 s against 29-31 s for the same work). ``OMP_WAIT_POLICY=PASSIVE``
+  (set before torch loads) brings two threads to ~119. Whether two threads win on an idle
+  machine could not be measured here; the default stays "every core".
+- **torch.compile**: no gain. First epoch 27-31 s with a warm inductor cache; a cold compile
+  of forward + backward took 100-111 s. Standalone (synthetic input, one thread, memory reuse):
+  mode default 53 vs 111 clips/s eager; ``max-autotune-no-cudagraphs`` 101 vs ~111, 100 s to
+  compile. Inductor's fused batch-norm/ReLU kernels were slower than ATen's.
+- **bf16 autocast**: not tried: ``lscpu`` shows no ``avx512_bf16``/``amx*`` and
+  ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` is False on this CPU.
+- **Fused AdamW** (``fused=True`` exists on CPU in torch 2.9): 0.55-0.84 ms per step against
+  1.9-3.2 ms for the default foreach implementation, i.e. ~0.1 % of a 2-s step, and not
+  bit-identical to it (7e-9 apart after 50 steps): not adopted.
+- **Augmentation** (``test_train_inputs``, one thread): a batch's model input (cache read, roll,
+  frequency mask) 23 ms; with Freq-MixStyle 65-77 ms. All three are already vectorised over
+  the batch (no per-sample Python); at p 0.4 they cost ~2 % of a step: left as they are.
+
+The issue's figures (baseline step from waveforms ~56 clips/s, on precomputed mels ~103, goal
+>= 170) are from the same kind of machine when idle. Under this load the same two pipelines
+ran at 18.4 and 22.7-29.6 clips/s, i.e. 3-5x slower, so 170 could not be shown in absolute
+terms; relative to them the default is 2.9x ("before", two threads), 4.3x (one thread) and
+3.6x (the wav step) faster, where the goal asks for 1.65x over precomputed mels.
 """
 
 from __future__ import annotations

@@ -57,23 +57,32 @@ class TrainConfig:
     within 1 % of the waveform path on the baseline mel and about 10 % on Kaldi fbanks above
     250 Hz), or "auto": the waveform when the training data carries a waveform cache, else the mel."""
 
-    # how it runs (fields that change speed, not results, except amp)
+    # how it runs: fields that change speed, not what is learnt (amp, channels_last and compile
+    # change the rounding, so runs differ in the last bits)
     num_threads: int | None = None
-    """torch CPU threads; None: every core this process may use."""
+    """torch CPU threads; None: every core this process may use.
+
+    On a machine whose cores other processes also want, fewer threads can be faster: on the
+    project's shared two-core machine one thread trained CP-Mobile at ~127 clips/s and two at
+    ~67, because libgomp's idle thread spins for the core the working one needs
+    (``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch loads: ~119 with two)."""
     amp: AmpMode = "auto"
-    """Mixed precision: "auto" is bf16 (or fp16 + GradScaler) on CUDA and fp32 on CPU."""
+    """Mixed precision: "auto" is bf16 (or fp16 + GradScaler) on CUDA and fp32 on CPU.
+
+    fp32 on CPU: bf16 autocast pays only on CPUs with native bf16 (AVX-512 BF16 or AMX); the
+    project's machine (AMD EPYC, AVX2) has neither, so it was not tried there."""
     channels_last: bool | None = None
     """Channels-last memory format for 4-D inputs; None: on (CUDA and CPU).
 
     oneDNN's convolutions on x86 run natively in channels-last (NHWC) and reorder NCHW tensors
-    on every call: CP-Mobile at batch 256 trains about 1.8x faster in channels-last on the
+    on every call: CP-Mobile at batch 256 trains 1.2-1.8x faster in channels-last on the
     project's two-core machine (``benchmarks/bench_training.py``), and it is deterministic."""
     compile: bool = False
     """torch.compile the model (inductor); pays a compile time up front on every run.
 
-    Off by default: on CPU, inductor's fused batch-norm/ReLU kernels for CP-Mobile ran slower than
-    eager ATen in channels-last (0.6-0.9x, ``benchmarks/bench_training.py``) and the compile
-    took 1-2 minutes on two cores, longer than a ``quick`` profile run."""
+    Off by default: on CPU, inductor's fused batch-norm/ReLU kernels for CP-Mobile were no faster
+    than eager ATen in channels-last (0.5-1.0x, also with ``max-autotune-no-cudagraphs``;
+    ``benchmarks/bench_training.py``), and the first compile took 1.5-2 minutes on two cores."""
     reuse_freed_memory: bool = True
     """CPU, Linux (glibc): keep the memory of freed tensors in the process while training.
 
@@ -81,9 +90,10 @@ class TrainConfig:
     step's activations (tens of MB each at batch 256) are faulted in and zero-filled by the
     kernel page by page, again and again: about half of a CP-Mobile step on two cores went to
     those page faults. With this on, :func:`ascbench.training.engine.train` sets ``mallopt``
-    (no mmap, no trimming) for its duration and restores glibc's defaults after; about 2x the
-    clips/s. It changes where memory comes from, never a result, so it is not part of the
-    checkpoint fingerprint. No effect on CUDA tensors or other C libraries."""
+    (no mmap, no trimming) for its duration and restores glibc's defaults after: 1.7-2.6x
+    the clips/s. It changes where memory comes from, never a result, so it is not part of the
+    checkpoint fingerprint. The peak resident memory grows (CP-Mobile, batch 256: 4.1-4.7 GB
+    instead of 2.9-3.2 GB: freed blocks of other sizes stay in the heap). No effect on CUDA."""
     cudnn_benchmark: bool = True
     checkpoint_every: int = 1
     """Save a resumable checkpoint every this many epochs (and always after the last)."""
