@@ -34,5 +34,5 @@ HomeOption = Annotated[
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error (no traceback: the user's input was wrong, not the program)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line: greppable, never re-wrapped
     raise typer.Exit(code)
