@@ -240,7 +240,7 @@ def _routing(student: nn.Module, stage: TeacherStage, ctx: RecipeContext, taps: 
     if len(model_input_shape(ctx.spec)) == 4:
         inputs = inputs.unsqueeze(1)
     student_pooled = pooled_taps(student.cpu(), taps, inputs)
-    teacher_pooled = torch.from_numpy(np.asarray(stage.outputs["route_layers"], dtype=np.float32))
+    teacher_pooled = torch.from_numpy(np.array(stage.outputs["route_layers"], dtype=np.float32))  # a copy: the stage is a read-only memory map
     return route(student_pooled, teacher_pooled, k=min(distill.top_k, teacher_pooled.shape[1]))
 
 
