@@ -20,6 +20,7 @@ _PUBLIC = {
     "KaldiFbank": "ascbench.features.frontends",
     "RawWaveform": "ascbench.features.frontends",
     "Frontend": "ascbench.features.frontends",
+    "SupervisedRecipe": "ascbench.recipes.supervised",
     "SCENES": "ascbench.data.layout",
     "DEVICES": "ascbench.data.layout",
 }

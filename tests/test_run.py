@@ -105,3 +105,35 @@ def test_ablation_rows_are_runs_of_their_own_beside_the_full_system(tiny_synth_r
     assert configs["tiny-cnn~no-fms"]["recipe_config"]["fms_p"] == 0.0 < configs["tiny-cnn"]["recipe_config"]["fms_p"]
     table = runner.invoke(app, ["leaderboard", "--systems", "tiny-cnn*", "--format", "md", "--home", str(home)])
     assert table.exit_code == 0 and "tiny-cnn~no-fms" in table.output and "cp-mobile" not in table.output
+
+
+BUDGETED_PLUGIN = """
+    from torch import nn
+    from ascbench import SupervisedRecipe, register_system
+
+    @register_system("tiny-cnn-short", recipe=SupervisedRecipe({"smoke": {"epochs": 1, "max_steps": 1}}))
+    def tiny_cnn_short() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, 8, 5, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+"""
+
+
+def test_a_per_system_budget_trains_shorter_and_the_record_says_so(tiny_synth_root: Path, tmp_path: Path, submissions: Path) -> None:
+    (submissions / "short.py").write_text(textwrap.dedent(BUDGETED_PLUGIN))
+    records = _run(tmp_path / "home", tiny_synth_root, "--models", "tiny-cnn,tiny-cnn-short", "--submissions", str(submissions))
+    by_system = {r["key"]["system"]: r for r in records}
+    short, full = by_system["tiny-cnn-short"], by_system["tiny-cnn"]
+    assert short["notes"]["steps"] == 1 and full["notes"]["steps"] == 4
+    assert short["provenance"]["config"]["recipe_config"]["epochs"] == 1
+    assert full["provenance"]["config"]["recipe_config"]["epochs"] == 2
+    assert short["provenance"]["config_hash"] != full["provenance"]["config_hash"]
+
+
+def test_a_budget_naming_no_train_config_field_fails_at_registration() -> None:
+    from ascbench import SupervisedRecipe
+
+    with pytest.raises(ValueError, match="epoch"):
+        SupervisedRecipe({"quick": {"epoch": 6}})
+    with pytest.raises(ValueError, match="unknown training profile"):
+        SupervisedRecipe({"fast": {"epochs": 6}})
+    assert SupervisedRecipe({"quick": {"epochs": 6}}).config("quick").epochs == 6
+    assert SupervisedRecipe({"quick": {"epochs": 6}}).config("dcase").epochs == 150

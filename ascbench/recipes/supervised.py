@@ -55,12 +55,28 @@ def training_notes(result: TrainResult) -> dict[str, object]:
 
 
 class SupervisedRecipe:
-    """Train the deployable model alone on the split's labels."""
+    """Train the deployable model alone on the split's labels.
+
+    ``budgets`` changes fields of named profiles for one system, e.g.
+    ``SupervisedRecipe({"quick": {"epochs": 6}})`` for a network too slow for the shared
+    ``quick`` budget on a CPU. The record's ``recipe_config`` (and its hash) carries the values
+    trained with, so a leaderboard row never hides a shorter budget.
+    """
 
     name = "supervised"
 
+    def __init__(self, budgets: dict[str, dict[str, object]] | None = None) -> None:
+        self.budgets = {profile: dict(fields) for profile, fields in (budgets or {}).items()}
+        for profile, fields in self.budgets.items():
+            get_profile(profile)  # an unknown profile fails here, at registration
+            unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(TrainConfig)})
+            if unknown:
+                raise ValueError(f"budget of profile {profile!r}: {unknown} are not TrainConfig fields")
+
     def config(self, profile: str) -> TrainConfig:
-        return get_profile(profile)
+        base = get_profile(profile)
+        changes = self.budgets.get(profile)
+        return dataclasses.replace(base, **changes) if changes else base
 
     def config_for(self, profile: str, ablate: frozenset[str] = frozenset()) -> TrainConfig:
         """The configuration a run really trains with: the profile's, minus what is ablated."""
