@@ -300,7 +300,8 @@ def test_student_training_steps_lower_total_distillation_loss() -> None:
 
 
 def test_objective_without_components_needs_no_teacher_inputs() -> None:
-    config = DistillConfig(front=False, hier=False, final_kd=False)
+    config = DistillConfig().ablated(["front", "hier", "kd"])  # --ablate front,hier,kd: no teacher signal left
+    assert not config.final_kd and config.fms and config.adir and config.qat
     objective = DistillObjective(config)
     assert list(objective.parameters()) == []
     logits, labels = torch.randn(4, 10), torch.tensor([0, 1, 2, 3])

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ascbench.cli.common import HomeOption, console, fail
-from ascbench.cli.run import ABLATABLE, parse_ablate, parse_fractions, parse_seeds
+from ascbench.cli.run import ABLATABLE, PAPER_COMPONENTS, parse_ablate, parse_fractions, parse_seeds
 
 
 def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[str]]:
@@ -22,7 +22,7 @@ def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[s
 
 def ablation(
     system: Annotated[str, typer.Argument(help="The system to ablate (its recipe must know the components).")] = "hubert-mobilenetv2",
-    components: Annotated[str, typer.Option("--components", help=f"Comma-separated components to switch off one at a time: {', '.join(ABLATABLE)}.")] = ",".join(ABLATABLE),
+    components: Annotated[str, typer.Option("--components", help=f"Comma-separated components to switch off one at a time: {', '.join(ABLATABLE)} (kd: the final logit KD).")] = ",".join(PAPER_COMPONENTS),
     all_off: Annotated[bool, typer.Option("--all-off/--no-all-off", help="Also run with every listed component off at once.")] = True,
     fraction: Annotated[str, typer.Option("--fraction", "-f", help="Training split(s), as for `ascbench run`.")] = "0.25",
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds (each row is a mean over them).")] = "0",

@@ -34,8 +34,11 @@ from torch import nn
 from ascbench.distill.features import frame_sequence
 from ascbench.distill.routing import Routing
 
-ABLATABLE = ("front", "hier", "qat", "fms", "adir")
-"""Components an ablation (``--ablate``) can switch off."""
+ABLATABLE = ("front", "hier", "qat", "fms", "adir", "kd")
+"""Components an ablation (``--ablate``) can switch off. ``kd`` is the final logit KD
+(``DistillConfig.final_kd``): with ``front`` and ``hier`` also off no teacher signal is left, so
+``--ablate front,hier,kd`` trains the student with H_M's augmentations and QAT alone."""
+_ABLATED_FIELD = {"kd": "final_kd"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class DistillConfig:
 
     def ablated(self, names: Iterable[str]) -> DistillConfig:
         """This config with the named components switched off; names outside ABLATABLE are ignored."""
-        return replace(self, **{name: False for name in names if name in ABLATABLE})
+        return replace(self, **{_ABLATED_FIELD.get(name, name): False for name in names if name in ABLATABLE})
 
     def temperature(self, epoch: float, total_epochs: int | None = None) -> float:
         """T(t) of eq. 16 at this epoch (see ``temperature_epochs`` for the clock)."""
