@@ -54,6 +54,9 @@ wavs (read, resample, mel, train)
   frequency mask) 23 ms; with Freq-MixStyle 65-77 ms. All three are already vectorised over
   the batch (no per-sample Python); at p 0.4 they cost ~2 % of a step: left as they are.
 
+On the idle machine (a later session; benchmarks/README.md): default 210.6 clips/s (2 threads),
+133.1 (1 thread), 184.8 (PASSIVE); before 58.2; the wav step 37.8 -- the >= 170 goal is met.
+
 The issue's figures (baseline step from waveforms ~56 clips/s, on precomputed mels ~103, goal
 >= 170) are from the same kind of machine when idle. Under this load the same two pipelines
 ran at 18.4 and 22.7-29.6 clips/s, i.e. 3-5x slower, so 170 could not be shown in absolute
