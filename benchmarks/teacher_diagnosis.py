@@ -35,7 +35,7 @@ from sklearn.preprocessing import StandardScaler
 from ascbench.data.reader import load_dataset, load_split
 from ascbench.evaluation.metrics import macro_class_accuracy
 from ascbench.features.cache import load_features
-from ascbench.recipes.teachers import _new_encoder, teacher_frontend
+from ascbench.recipes.teachers import new_encoder, teacher_frontend
 from ascbench.teachers.base import TeacherClassifier
 from ascbench.teachers.finetune import finetune_teacher
 from ascbench.teachers.stages import load_state
@@ -78,7 +78,7 @@ def main() -> None:
     split = load_split(dataset, args.fraction)
     config = teacher_config(args.teacher)
     features = load_features(dataset, teacher_frontend(args.teacher), home=args.home, progress=False)
-    encoder = _new_encoder(config)
+    encoder = new_encoder(config)
     if args.weights != "random":
         load_state(encoder, Path(args.weights))
     train_rows = features.rows([c.filename for c in split.train])

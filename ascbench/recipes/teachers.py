@@ -78,7 +78,7 @@ def teacher_frontend(kind: TeacherKind) -> Frontend:
     return RawWaveform(16_000) if kind == "hubert" else KaldiFbank()
 
 
-def _new_encoder(config: TeacherConfig) -> TeacherEncoder:
+def new_encoder(config: TeacherConfig) -> TeacherEncoder:
     """A randomly initialised encoder of the configured architecture (weights are loaded into it)."""
     if config.kind == "hubert":
         from ascbench.teachers.hubert import HubertTeacher, build_hubert, hubert_config
@@ -154,7 +154,7 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
         source = pre_dir.name
 
         def pretrained() -> TeacherEncoder:
-            return load_state(_new_encoder(config), pre_dir)
+            return load_state(new_encoder(config), pre_dir)
 
     fine_key = TeacherStageKey(
         "finetune", config.name, config_hash(config.finetune) + _short(source), dataset.fingerprint, config.seed, ctx.split.fraction
