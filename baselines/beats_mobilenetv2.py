@@ -21,9 +21,10 @@ from baselines.mobilenetv2_student import MobileNetV2Student, mobilenetv2_studen
 
 BEATS_FINETUNE_EPOCHS = 40
 """BEATs-small fine-tunes for 40 epochs, not the shared 12: measured on synth-tau22 small (25 %
-split, 800 clips, quick pre-training) its test accuracy went from 29.1 % (12 epochs, 31 s on two
-idle cores; training accuracy 42 %) to 35.1 % (40 epochs, 90 s; training accuracy 53 %): still
-under-fitted at 12 (34.4 % in the recorded quick run of all systems). HuBERT-small keeps 12 (172 s at 12 epochs: its waveform encoder is 8x dearer)."""
+split, 800 clips, quick pre-training; ``benchmarks/teacher_diagnosis.py finetune``) its test
+accuracy went from 29.6 % (12 epochs, 31 s on two idle cores; training accuracy 40 %) to 33.7 %
+(40 epochs, 84 s; training accuracy 51 %): under-fitted at 12 (34.4 % in the recorded quick run
+of all systems). HuBERT-small keeps 12 (173 s at 12 epochs: its waveform encoder is far dearer)."""
 
 
 def beats_teacher(size: str) -> TeacherConfig:

@@ -78,6 +78,7 @@ def main() -> None:
     split = load_split(dataset, args.fraction)
     config = teacher_config(args.teacher)
     features = load_features(dataset, teacher_frontend(args.teacher), home=args.home, progress=False)
+    torch.manual_seed(0)  # a random-init encoder is one fixed draw, so its figures reproduce
     encoder = new_encoder(config)
     if args.weights != "random":
         load_state(encoder, Path(args.weights))
