@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ascbench.cli.common import HomeOption, console, fail
-from ascbench.cli.run import ABLATABLE, PAPER_COMPONENTS, parse_ablate, parse_fractions, parse_seeds
+from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
+from ascbench.cli.run import parse_ablate, parse_fractions, parse_seeds
 
 
 def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[str]]:

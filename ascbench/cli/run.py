@@ -8,14 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from ascbench.ablation import ABLATABLE
 from ascbench.cli.common import HomeOption, console, fail
 from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
 
 EXECUTORS = ("local", "ray")
-ABLATABLE = ("fms", "adir", "front", "hier", "qat", "kd")
-"""What ``--ablate`` accepts (see ``ascbench.distill.losses.ABLATABLE``); ``kd`` is the final logit KD."""
-PAPER_COMPONENTS = ("fms", "adir", "front", "hier", "qat")
-"""The components of the seed paper's ablation, ``ascbench ablation``'s default."""
 
 
 def parse_fractions(value: str) -> list[float]:

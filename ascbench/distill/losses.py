@@ -31,13 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ascbench.ablation import ABLATABLE
 from ascbench.distill.features import frame_sequence
 from ascbench.distill.routing import Routing
 
-ABLATABLE = ("front", "hier", "qat", "fms", "adir", "kd")
-"""Components an ablation (``--ablate``) can switch off. ``kd`` is the final logit KD
-(``DistillConfig.final_kd``): with ``front`` and ``hier`` also off no teacher signal is left, so
-``--ablate front,hier,kd`` trains the student with H_M's augmentations and QAT alone."""
 _ABLATED_FIELD = {"kd": "final_kd"}
 
 
