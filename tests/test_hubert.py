@@ -174,3 +174,19 @@ def test_finetune_learns_labels_and_outputs_have_shapes(tmp_path):
     assert outputs["cnn_features"].shape == (10, 25, 16) and outputs["cnn_features"].dtype == np.float16
     with torch.no_grad():
         np.testing.assert_allclose(outputs["logits"], classifier(x[:10])[0].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_finetuning_does_not_depend_on_numpy_global_state(tmp_path):
+    """HubertModel's SpecAugment draws from numpy's global RNG; the same seed must give the same
+    teacher whatever ran before it in the process (a cached or an in-process pre-training stage)."""
+    clips, labels = tone_clips(32, seed=4)
+    features = waves(clips, tmp_path)
+    config = FinetuneConfig(epochs=1, batch_size=8, roll_max=0.0)
+    weights = []
+    for disturb in (1, 2):
+        np.random.seed(disturb)  # what an earlier stage leaves behind
+        classifier = TeacherClassifier(HubertTeacher(tiny_model(seed=0)), num_classes=4)
+        assert classifier.encoder.model.config.mask_time_prob > 0  # the SpecAugment under test is on
+        finetune_teacher(classifier, features, np.arange(32), labels, config, seed=0, progress=False)
+        weights.append(torch.cat([p.detach().flatten() for p in classifier.parameters()]))
+    assert torch.equal(weights[0], weights[1])

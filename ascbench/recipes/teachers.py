@@ -29,7 +29,7 @@ from ascbench.features.frontends import Frontend, KaldiFbank, RawWaveform
 from ascbench.recipes.base import RecipeContext
 from ascbench.results.provenance import config_hash
 from ascbench.teachers.base import TeacherClassifier, TeacherEncoder
-from ascbench.teachers.finetune import FinetuneConfig, finetune_teacher, teacher_outputs
+from ascbench.teachers.finetune import FINETUNE_REVISION, FinetuneConfig, finetune_teacher, teacher_outputs
 from ascbench.teachers.stages import TeacherStageKey, get_or_build, load_outputs, load_state, read_manifest, save_outputs, save_state
 
 TeacherKind = Literal["hubert", "beats"]
@@ -157,7 +157,7 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
             return load_state(new_encoder(config), pre_dir)
 
     fine_key = TeacherStageKey(
-        "finetune", config.name, config_hash(config.finetune) + _short(source), dataset.fingerprint, config.seed, ctx.split.fraction
+        "finetune", config.name, config_hash(config.finetune) + _short(f"{source}|revision {FINETUNE_REVISION}"), dataset.fingerprint, config.seed, ctx.split.fraction
     )
     started = time.perf_counter()
 

@@ -51,6 +51,12 @@ class FinetuneConfig:
     """Cap on optimiser steps (smoke tests); None = ``epochs`` full passes."""
 
 
+FINETUNE_REVISION = 2
+"""Bumped whenever this module's code changes what a given :class:`FinetuneConfig` produces; it is
+part of the fine-tuned stage's cache key, so teachers cached by older code are rebuilt, not reused.
+2: numpy's global RNG is seeded (HuBERT's SpecAugment reads it)."""
+
+
 TEACHER_FINETUNE = FinetuneConfig(epochs=12, lr=3e-3, encoder_lr=1e-3)
 """The seed teachers' fine-tuning. Measured on synth-tau22-small (25 % split, BEATs-small):
 6 epochs at encoder lr 2e-4 left the teacher under-fitted (28.7 % test accuracy, 33 % on its
@@ -81,6 +87,10 @@ def finetune_teacher(
         raise ValueError(f"need as many labels as rows (and at least one), got {len(rows)} rows and {len(labels)} labels")
     device = torch.device(device)
     torch.manual_seed(seed)
+    # HubertModel's fine-tuning SpecAugment (transformers' _compute_mask_indices) draws from numpy's
+    # global RNG: unseeded, the teacher depended on what ran earlier in the process (a pre-training
+    # stage built in-process or read from cache gave different teachers from the same weights).
+    np.random.seed(seed % 2**32)
     classifier.to(device).train()
     encoder_ids = {id(p) for p in classifier.encoder.parameters()}
     groups = [
