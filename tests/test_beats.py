@@ -4,7 +4,6 @@ the teacher interface, complexity counts, and first-iteration self-supervised pr
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 
 from ascbench.features.frontends import BaselineMel, KaldiFbank
+from shared_fixtures import shared_fixture
 from ascbench.teachers.beats import (
     BEATS_BASE,
     BEATS_BASE_RELPOS,
@@ -29,12 +29,7 @@ ATOL = 1e-5
 
 
 def _fixture(name: str) -> Path:
-    env = os.environ.get("ASCBENCH_FIXTURES")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-    path = root / "beats" / name
-    if not path.is_file():
-        pytest.skip(f"BEATs reference fixture {path} not found (set ASCBENCH_FIXTURES to the fixtures folder)")
-    return path
+    return shared_fixture(f"beats/{name}")
 
 
 @pytest.fixture(scope="module")

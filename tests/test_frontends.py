@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +10,7 @@ import torch
 
 from ascbench.data.layout import CLIP_SAMPLES, SAMPLE_RATE
 from ascbench.features.frontends import FRONTENDS, BaselineMel, KaldiFbank, RawWaveform
-
-
-def _fixtures_dir() -> Path:
-    env = os.environ.get("ASCBENCH_FIXTURES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+from shared_fixtures import shared_fixture
 
 
 def _sine(freq: float, sample_rate: int = SAMPLE_RATE, seconds: float = 1.0, amplitude: float = 0.5) -> torch.Tensor:
@@ -129,9 +123,7 @@ def test_batched_kaldi_fbank_equals_torchaudio_clip_by_clip():
 
 
 def test_kaldi_fbank_matches_official_beats_preprocessing():
-    path = _fixtures_dir() / "beats" / "tiny_io.npz"
-    if not path.is_file():
-        pytest.skip(f"BEATs reference fixture {path} not found (set ASCBENCH_FIXTURES to the fixtures folder)")
+    path = shared_fixture("beats/tiny_io.npz")
     with np.load(path) as fixture:
         wav = torch.from_numpy(fixture["wav"])
         expected = torch.from_numpy(fixture["fbank"])

@@ -83,6 +83,10 @@ def run(
         console.print(f"[yellow]plugin problem:[/] {problem}")
     if checkpoint is not None and len(specs) != 1:
         fail("--checkpoint loads one system's weights: name exactly one system with --models")
+    if checkpoint is not None and not checkpoint.is_file():
+        fail(f"--checkpoint {checkpoint}: no such file (a model.pt written by `ascbench run`)")
+    if teacher_checkpoint is not None:
+        check_teacher_checkpoint(teacher_checkpoint, specs)
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:
@@ -126,6 +130,29 @@ def run(
     print_summary(outcomes, console, ResultsStore(home))
     if failed:
         raise typer.Exit(1)
+
+
+def check_teacher_checkpoint(path: Path, specs: list) -> None:
+    """Fail before any training when a local teacher cannot serve the selected systems."""
+    from ascbench.checkpoints import teacher_checkpoint_format
+    from ascbench.runner.grid import teacher_kind
+
+    try:
+        held = teacher_checkpoint_format(path)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    distilling = [s for s in specs if teacher_kind(s)]
+    if not distilling:
+        fail(f"--teacher-checkpoint {path}: none of the selected systems distils from a teacher")
+    other = [s.name for s in distilling if teacher_kind(s) != held]
+    if other:
+        needed = " or ".join(sorted({str(teacher_kind(s)) for s in distilling if s.name in other}))
+        fail(f"--teacher-checkpoint {path} holds a {held} teacher; {', '.join(other)} need(s) a {needed} one: "
+             "run them without it, or in a separate command")
+    plain = [s.name for s in specs if not teacher_kind(s)]
+    if plain:
+        console.print(f"--teacher-checkpoint applies to {', '.join(s.name for s in distilling)}; "
+                      f"{', '.join(plain)} train as usual")
 
 
 def register(app: typer.Typer) -> None:

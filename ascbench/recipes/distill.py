@@ -137,7 +137,7 @@ class DistillRecipe:
         shape = model_input_shape(ctx.spec)[1:]
         timings = dict(stage.seconds)
         notes: dict[str, object] = {
-            "teacher": config.teacher.name,
+            "teacher": stage.name,
             "teacher_stage": stage.directory.name,
             "teacher_reused": stage.reused,
             "teacher_test_accuracy": stage.info.get("teacher_test_accuracy"),

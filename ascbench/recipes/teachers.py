@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ascbench.checkpoints import checkpoint_identity
 from ascbench.evaluation.metrics import macro_class_accuracy
 from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import Frontend, KaldiFbank, RawWaveform
@@ -69,6 +70,8 @@ class TeacherStage:
     frontend: Frontend
     """The teacher's input features (routing re-reads them by clip)."""
     cnn_dim: int = 0
+    name: str = ""
+    """The teacher as recorded: ``hubert-small``, ``beats-base``, or ``hubert-checkpoint`` for a local one."""
 
 
 # -- teacher kinds ---------------------------------------------------------------------------------
@@ -111,18 +114,6 @@ def _from_checkpoint(kind: TeacherKind, path: Path) -> TeacherEncoder:
     return BEATsTeacher.from_checkpoint(path)
 
 
-def checkpoint_identity(path: Path) -> str:
-    """A cheap identity of a local teacher checkpoint (file or directory): names, sizes, mtimes."""
-    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"--teacher-checkpoint {path}: no such file or directory (or it is empty)")
-    digest = hashlib.sha256()
-    for p in files:
-        stat = p.stat()
-        digest.update(f"{p.relative_to(path) if path.is_dir() else p.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]
-
-
 # -- stages ----------------------------------------------------------------------------------------
 
 
@@ -132,9 +123,10 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
     dataset = ctx.split.dataset
     seconds: dict[str, float] = {}
     reused: dict[str, bool] = {}
+    name = config.name if checkpoint is None else f"{config.kind}-checkpoint"  # a local teacher has its own size
 
     if checkpoint is not None:
-        source = f"checkpoint:{checkpoint_identity(Path(checkpoint))}"
+        source = f"checkpoint:{checkpoint_identity(checkpoint, '--teacher-checkpoint')}"
 
         def pretrained() -> TeacherEncoder:
             return _from_checkpoint(config.kind, Path(checkpoint))
@@ -156,14 +148,15 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
         def pretrained() -> TeacherEncoder:
             return load_state(new_encoder(config), pre_dir)
 
-    fine_key = TeacherStageKey(
-        "finetune", config.name, config_hash(config.finetune) + _short(f"{source}|revision {FINETUNE_REVISION}"), dataset.fingerprint, config.seed, ctx.split.fraction
-    )
+    # one digest of everything the fine-tuned teacher depends on: the stage directory is named by
+    # its first 12 hex digits, so the source must change them (appended, it was cut off)
+    fine_hash = hashlib.sha256(f"{config_hash(config.finetune)}|{source}|revision {FINETUNE_REVISION}".encode()).hexdigest()
+    fine_key = TeacherStageKey("finetune", name, fine_hash, dataset.fingerprint, config.seed, ctx.split.fraction)
     started = time.perf_counter()
 
     def build_finetuned(directory: Path) -> dict:
         classifier = TeacherClassifier(pretrained())
-        ctx.log(f"teacher {config.name}: fine-tuning on {len(ctx.split.train)} labelled clips")
+        ctx.log(f"teacher {name}: fine-tuning on {len(ctx.split.train)} labelled clips")
         history: list[dict] = []
         finetune_teacher(classifier, features, features.rows([c.filename for c in ctx.split.train]), ctx.train_labels(),
                          config.finetune, config.seed, ctx.device, ctx.progress, history)  # fmt: skip
@@ -177,10 +170,11 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
     seconds["teacher_finetune_s"] = time.perf_counter() - started
     for stage, was_reused in reused.items():
         if was_reused:
-            ctx.log(f"teacher {config.name}: reusing the cached {stage} stage")
+            ctx.log(f"teacher {name}: reusing the cached {stage} stage")
     outputs = load_outputs(fine_dir)
     info = dict(read_manifest(fine_dir).get("info") or {})
-    return TeacherStage(outputs, fine_dir, reused, info, seconds, features.frontend, cnn_dim=int(outputs["cnn_features"].shape[-1]))
+    return TeacherStage(outputs, fine_dir, reused, info, seconds, features.frontend,
+                        cnn_dim=int(outputs["cnn_features"].shape[-1]), name=name)
 
 
 def _pretraining_rows(ctx: RecipeContext, features: CachedFeatures) -> np.ndarray:
@@ -191,10 +185,6 @@ def _pretraining_rows(ctx: RecipeContext, features: CachedFeatures) -> np.ndarra
 def _workdir(ctx: RecipeContext, key: TeacherStageKey) -> Path:
     """Resumable scratch space of an unfinished pre-training (outside the atomic stage dir)."""
     return ctx.home / "teachers" / "work" / key.slug()
-
-
-def _short(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 @torch.inference_mode()

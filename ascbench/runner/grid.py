@@ -20,20 +20,31 @@ def build_requests(
     seeds: Sequence[int],
     **common,
 ) -> list[RunRequest]:
-    """One request per (system, fraction, seed), systems outermost so a system's runs stay together."""
+    """One request per (system, fraction, seed), systems outermost so a system's runs stay together.
+
+    A ``teacher_checkpoint`` goes only to the systems that distil from a teacher; the others run
+    (and are recorded) as usual.
+    """
+    teacher_checkpoint = common.pop("teacher_checkpoint", None)
     return [
         RunRequest(
             system=spec.name,
             data_root=Path(data_root),
             fraction=fraction,
             seed=seed,
-            teacher=getattr(spec.recipe, "teacher_name", None),
+            teacher=teacher_kind(spec),
+            teacher_checkpoint=teacher_checkpoint if teacher_kind(spec) else None,
             **common,
         )
         for spec in systems
         for fraction in fractions
         for seed in seeds
     ]
+
+
+def teacher_kind(spec: SystemSpec) -> str | None:
+    """The teacher (``hubert``, ``beats``) a system's recipe distils from; None without one."""
+    return getattr(spec.recipe, "teacher_name", None)
 
 
 def run_grid(

@@ -5,20 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ascbench.checkpoints import checkpoint_label
 from ascbench.results.record import Record
 
 
 ABLATION_SEPARATOR = "~no-"
+SOURCE_SEPARATOR = "@"
 
 
-def recorded_name(system: str, ablate: frozenset[str] | set[str] | tuple[str, ...] = ()) -> str:
-    """The name a run is recorded under: the system, plus the components switched off.
+def recorded_name(
+    system: str,
+    ablate: frozenset[str] | set[str] | tuple[str, ...] = (),
+    checkpoint: Path | None = None,
+    teacher_checkpoint: Path | None = None,
+) -> str:
+    """The name a run is recorded under: the system, the components switched off, and the user's
+    weights it ran on.
 
     An ablated run is a different run (``hubert-mobilenetv2~no-fms+qat``): it must never be
     skipped because the full system's record exists, nor overwrite it, and in a leaderboard it
-    is a row of its own beside the full system -- which is what an ablation table is.
+    is a row of its own beside the full system -- which is what an ablation table is. The same
+    holds for a run on a local teacher (``hubert-mobilenetv2@teacher-hubert-base-1a2b3c4d``) or on
+    trained weights loaded with ``--checkpoint`` (``cp-mobile@weights-model-5e6f7a8b``).
     """
-    return system + (ABLATION_SEPARATOR + "+".join(sorted(ablate)) if ablate else "")
+    name = system + (ABLATION_SEPARATOR + "+".join(sorted(ablate)) if ablate else "")
+    if teacher_checkpoint is not None:
+        name += f"{SOURCE_SEPARATOR}teacher-{checkpoint_label(teacher_checkpoint, '--teacher-checkpoint')}"
+    if checkpoint is not None:
+        name += f"{SOURCE_SEPARATOR}weights-{checkpoint_label(checkpoint)}"
+    return name
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,7 @@ class RunRequest:
 
     @property
     def recorded_system(self) -> str:
-        return recorded_name(self.system, self.ablate)
+        return recorded_name(self.system, self.ablate, self.checkpoint, self.teacher_checkpoint)
 
     def label(self) -> str:
         return f"{self.recorded_system} split{round(self.fraction * 100)} seed{self.seed}"

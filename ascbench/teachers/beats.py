@@ -424,6 +424,8 @@ def load_beats_checkpoint(path: Path | str, map_location: str | torch.device = "
     comes with its ``predictor``. Raises ``ValueError`` naming the file for anything else.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"BEATs checkpoint {path} is a folder; an official BEATs checkpoint is one .pt file")
     if not path.is_file():
         raise FileNotFoundError(f"BEATs checkpoint {path} does not exist")
     try:

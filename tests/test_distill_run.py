@@ -1,0 +1,140 @@
+"""hubert-mobilenetv2 [H_M] and beats-mobilenetv2 [BASE_III] through `ascbench run`, end to end on
+the tiny synthetic set at the smoke profile: teachers pre-trained and fine-tuned by the harness,
+cached and reused by the next student, int8 students on the leaderboard; local teachers in both
+real formats (an HF HuBERT folder, an official-format BEATs ``.pt``) recorded as runs of their own;
+and the mistakes a user makes with ``--teacher-checkpoint`` refused before any training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ascbench.cli.main import app
+from ascbench.results.store import ResultsStore
+from ascbench.teachers.beats import BEATs, BEATsConfig
+from ascbench.teachers.hubert import build_hubert, hubert_config, save_hubert
+from shared_fixtures import shared_fixture
+
+runner = CliRunner()
+STUDENT_PARAMS = 120_218
+
+
+def _run(home: Path, data: Path, *args: str, expect: int = 0) -> str:
+    result = runner.invoke(app, ["run", "--data", str(data), "--profile", "smoke", "--home", str(home), "--no-progress", *args])
+    assert result.exit_code == expect, result.output
+    return result.output
+
+
+def _records(home: Path) -> dict[str, dict]:
+    return {r.key.system: r.to_json_dict() for r in ResultsStore(home).iter_records()}
+
+
+def _stage_outputs(home: Path, record: dict) -> Path:
+    return home / "teachers" / record["notes"]["teacher_stage"] / "outputs"
+
+
+@pytest.fixture(scope="module")
+def home(tiny_synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both distilled systems trained once, from self-supervised teachers the harness pre-trains."""
+    home = tmp_path_factory.mktemp("distill-home")
+    _run(home, tiny_synth_root, "--models", "hubert-mobilenetv2,beats-mobilenetv2")
+    return home
+
+
+def test_both_distilled_systems_train_and_record_teacher_and_int8_student(home: Path) -> None:
+    records = _records(home)
+    assert set(records) == {"hubert-mobilenetv2", "beats-mobilenetv2"}
+    for name, teacher in (("hubert-mobilenetv2", "hubert-small"), ("beats-mobilenetv2", "beats-small")):
+        record = records[name]
+        notes, complexity = record["notes"], record["complexity"]
+        assert notes["teacher"] == teacher and notes["teacher_reused"] == {"pretrain": False, "finetune": False}
+        assert 0.0 <= notes["teacher_test_accuracy"] <= 1.0
+        manifest = json.loads((home / "teachers" / notes["teacher_stage"] / "manifest.json").read_text())
+        assert manifest["complete"] and manifest["info"]["source"].startswith(f"{teacher}-pretrain-")
+        # the deployable student only: training-time heads and projections are not counted
+        assert complexity["params"] == STUDENT_PARAMS and complexity["macs"] <= 30_000_000
+        assert (home / record["artifacts"]["int8"]).stat().st_size == complexity["int8_artifact_bytes"]
+        assert complexity["int8_agreement"] is not None
+        assert {"teacher_pretrain_s", "teacher_finetune_s", "stage2_kd_s"} <= set(record["timings"])
+    hubert = records["hubert-mobilenetv2"]
+    assert "stage1_align_s" in hubert["timings"] and "stage1_align_s" not in records["beats-mobilenetv2"]["timings"]
+    routing = hubert["notes"]["routing"]
+    assert len(routing["taps"]) == len(routing["layers"]) >= 2
+    assert all(len(set(layers)) == 3 for layers in routing["layers"])  # top-3 of HuBERT-small's 4 layers
+    # the teacher outputs distillation read cover every clip of the data set
+    logits = np.load(_stage_outputs(home, hubert) / "logits.npy", mmap_mode="r")
+    assert logits.shape[1] == 10 and np.isfinite(logits).all()
+
+
+def test_another_student_run_reuses_both_teacher_stages(home: Path, tiny_synth_root: Path) -> None:
+    output = _run(home, tiny_synth_root, "--models", "hubert-mobilenetv2", "--ablate", "qat")
+    assert "reusing the cached pretrain stage" in output and "reusing the cached finetune stage" in output
+    records = _records(home)
+    ablated, full = records["hubert-mobilenetv2~no-qat"], records["hubert-mobilenetv2"]
+    assert ablated["notes"]["teacher_reused"] == {"pretrain": True, "finetune": True}
+    assert ablated["notes"]["teacher_stage"] == full["notes"]["teacher_stage"]
+    assert ablated["notes"]["ablate"] == ["qat"] and full["notes"]["ablate"] == []
+
+
+def test_a_local_hubert_folder_is_a_run_of_its_own(home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
+    tiny = hubert_config("small", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                         conv_dim=(16,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4)  # fmt: skip
+    folder = save_hubert(build_hubert(tiny, seed=1), tmp_path / "my-hubert")
+    before = _records(home)["hubert-mobilenetv2"]
+    output = _run(home, tiny_synth_root, "--models", "hubert-mobilenetv2,cp-mobile", "--teacher-checkpoint", str(folder))
+    assert "cp-mobile train as usual" in " ".join(output.split())
+    records = _records(home)
+    assert records["hubert-mobilenetv2"] == before  # the self-supervised teacher's record is untouched
+    (name,) = [n for n in records if n.startswith("hubert-mobilenetv2@teacher-my-hubert-")]
+    assert "cp-mobile" in records  # the system without a teacher ran under its plain name
+    record = records[name]
+    assert record["notes"]["teacher"] == "hubert-checkpoint" and "teacher_pretrain_s" not in record["timings"]
+    assert record["provenance"]["config"]["teacher_checkpoint"] == str(folder)
+    # the teacher that was fine-tuned is the checkpoint's: its conv features are 16 wide, not 64
+    assert np.load(_stage_outputs(home, record) / "cnn_features.npy", mmap_mode="r").shape[-1] == 16
+    assert record["complexity"]["params"] == STUDENT_PARAMS
+
+
+def _official_format_beats(path: Path) -> Path:
+    """A BEATs checkpoint as the official code saves it: ``{'cfg': dict, 'model': state_dict}``."""
+    torch.manual_seed(0)
+    cfg = BEATsConfig.from_dict(dict(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2, embed_dim=24))
+    torch.save(BEATs(cfg).checkpoint(), path)
+    return path
+
+
+def test_a_local_beats_checkpoint_is_a_run_of_its_own(home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
+    """The official implementation's own file when ../shared/fixtures is there (as in CI), else
+    one written here in the same format (one run either way: each costs ~20 s)."""
+    try:
+        checkpoint, width = shared_fixture("beats/tiny_pretrained.pt"), 32
+    except pytest.skip.Exception:
+        checkpoint, width = _official_format_beats(tmp_path / "beats-tiny.pt"), 24
+    _run(home, tiny_synth_root, "--models", "beats-mobilenetv2", "--teacher-checkpoint", str(checkpoint))
+    records = _records(home)
+    (name,) = [n for n in records if n.startswith(f"beats-mobilenetv2@teacher-{checkpoint.stem}-")]
+    record = records[name]
+    assert record["notes"]["teacher"] == "beats-checkpoint" and "teacher_pretrain_s" not in record["timings"]
+    assert np.load(_stage_outputs(home, record) / "cnn_features.npy", mmap_mode="r").shape[-1] == width
+
+
+def test_teacher_checkpoint_mistakes_fail_before_training(home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
+    beats = _official_format_beats(tmp_path / "beats.pt")
+    (tmp_path / "not-a-model").mkdir()
+    cases = [
+        (["--models", "hubert-mobilenetv2", "--teacher-checkpoint", str(beats)], "holds a beats teacher; hubert-mobilenetv2 need(s) a hubert one"),
+        (["--models", "all", "--teacher-checkpoint", str(beats)], "hubert-mobilenetv2 need(s) a hubert one"),
+        (["--models", "cp-mobile", "--teacher-checkpoint", str(beats)], "none of the selected systems distils from a teacher"),
+        (["--models", "hubert-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "not-a-model")], "without config.json"),
+        (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "missing.pt")], "no such file or directory"),
+    ]
+    before = set(_records(home))
+    for args, message in cases:
+        output = _run(home, tiny_synth_root, *args, expect=2)
+        assert message in " ".join(output.split()), output
+    assert set(_records(home)) == before
