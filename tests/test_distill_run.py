@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from ascbench.cli.main import app
 from ascbench.results.store import ResultsStore
+from ascbench.runner.grid import build_requests
+from ascbench.systems.registry import discover
 from ascbench.teachers.beats import BEATs, BEATsConfig
 from ascbench.teachers.hubert import build_hubert, hubert_config, save_hubert
 from shared_fixtures import shared_fixture
@@ -44,6 +46,14 @@ def home(tiny_synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     home = tmp_path_factory.mktemp("distill-home")
     _run(home, tiny_synth_root, "--models", "hubert-mobilenetv2,beats-mobilenetv2")
     return home
+
+
+@pytest.fixture(scope="module")
+def hubert_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's local HuBERT: a tiny HF-format folder (config.json + safetensors)."""
+    tiny = hubert_config("small", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                         conv_dim=(16,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4)  # fmt: skip
+    return save_hubert(build_hubert(tiny, seed=1), tmp_path_factory.mktemp("checkpoints") / "my-hubert")
 
 
 def test_both_distilled_systems_train_and_record_teacher_and_int8_student(home: Path) -> None:
@@ -81,23 +91,30 @@ def test_another_student_run_reuses_both_teacher_stages(home: Path, tiny_synth_r
     assert ablated["notes"]["ablate"] == ["qat"] and full["notes"]["ablate"] == []
 
 
-def test_a_local_hubert_folder_is_a_run_of_its_own(home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
-    tiny = hubert_config("small", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                         conv_dim=(16,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4)  # fmt: skip
-    folder = save_hubert(build_hubert(tiny, seed=1), tmp_path / "my-hubert")
+def test_a_local_hubert_folder_gives_runs_and_an_ablation_table_of_its_own(home: Path, tiny_synth_root: Path, hubert_folder: Path) -> None:
     before = _records(home)["hubert-mobilenetv2"]
-    output = _run(home, tiny_synth_root, "--models", "hubert-mobilenetv2,cp-mobile", "--teacher-checkpoint", str(folder))
-    assert "cp-mobile train as usual" in " ".join(output.split())
+    result = runner.invoke(app, ["ablation", "hubert-mobilenetv2", "--components", "qat", "--no-all-off", "--data", str(tiny_synth_root),
+                                 "--profile", "smoke", "--home", str(home), "--no-progress", "--teacher-checkpoint", str(hubert_folder)])  # fmt: skip
+    assert result.exit_code == 0, result.output
     records = _records(home)
     assert records["hubert-mobilenetv2"] == before  # the self-supervised teacher's record is untouched
-    (name,) = [n for n in records if n.startswith("hubert-mobilenetv2@teacher-my-hubert-")]
-    assert "cp-mobile" in records  # the system without a teacher ran under its plain name
-    record = records[name]
+    (full,) = [n for n in records if n.startswith("hubert-mobilenetv2@teacher-my-hubert-")]
+    assert full.replace("@", "~no-qat@") in records  # the ablated row is on the same teacher
+    assert f"--systems 'hubert-mobilenetv2*@{full.partition('@')[2]}'" in result.output
+    record = records[full]
     assert record["notes"]["teacher"] == "hubert-checkpoint" and "teacher_pretrain_s" not in record["timings"]
-    assert record["provenance"]["config"]["teacher_checkpoint"] == str(folder)
+    assert record["provenance"]["config"]["teacher_checkpoint"] == str(hubert_folder)
     # the teacher that was fine-tuned is the checkpoint's: its conv features are 16 wide, not 64
     assert np.load(_stage_outputs(home, record) / "cnn_features.npy", mmap_mode="r").shape[-1] == 16
     assert record["complexity"]["params"] == STUDENT_PARAMS
+
+
+def test_a_local_teacher_goes_only_to_the_systems_that_distil(tiny_synth_root: Path, hubert_folder: Path) -> None:
+    registry = discover()
+    specs = [registry.get(name) for name in ("cp-mobile", "hubert-mobilenetv2")]
+    plain, distilled = build_requests(specs, tiny_synth_root, [0.25], [0], teacher_checkpoint=hubert_folder)
+    assert plain.teacher_checkpoint is None and plain.recorded_system == "cp-mobile"
+    assert distilled.teacher_checkpoint == hubert_folder and distilled.recorded_system.startswith("hubert-mobilenetv2@teacher-my-hubert-")
 
 
 def _official_format_beats(path: Path) -> Path:

@@ -10,7 +10,7 @@ import typer
 
 from ascbench.cli.common import HomeOption, console, fail
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
-from ascbench.cli.run import parse_ablate, parse_fractions, parse_seeds
+from ascbench.cli.run import check_teacher_checkpoint, parse_ablate, parse_fractions, parse_seeds
 
 
 def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[str]]:
@@ -31,6 +31,7 @@ def ablation(
     profile: Annotated[str, typer.Option("--profile", "-p", help="Training profile: smoke, quick (CPU default) or dcase.")] = "quick",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Rerun rows whose records already exist.")] = False,
+    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher (HF-format HuBERT directory or BEATs .pt) for every row, instead of self-supervised pre-training.")] = None,
     submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     home: HomeOption = None,
@@ -46,6 +47,7 @@ def ablation(
     from ascbench.data.resolve import resolve_data
     from ascbench.results.store import ResultsStore
     from ascbench.runner.grid import build_requests, run_grid
+    from ascbench.runner.request import SOURCE_SEPARATOR
     from ascbench.runner.summary import print_summary
     from ascbench.systems.registry import SystemLoadError, discover
 
@@ -59,6 +61,8 @@ def ablation(
         spec = registry.get(system)
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
+    if teacher_checkpoint is not None:
+        check_teacher_checkpoint(teacher_checkpoint, [spec])
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:
@@ -69,7 +73,7 @@ def ablation(
         for switched_off in ablation_sets(names, all_off)
         for request in build_requests(
             [spec], data_root, fractions, seed_list, profile=profile, device=device, home=home,
-            force=force, ablate=switched_off, submissions=submissions, command=command,
+            force=force, ablate=switched_off, submissions=submissions, command=command, teacher_checkpoint=teacher_checkpoint,
         )  # fmt: skip
     ]
     try:
@@ -78,7 +82,9 @@ def ablation(
         console.print("[yellow]interrupted:[/] finished rows are recorded; the same command resumes the rest.")
         raise typer.Exit(130)
     print_summary(outcomes, console, ResultsStore(home))
-    console.print(f"regenerate as markdown: ascbench leaderboard --systems '{spec.name}*' --profile {profile} --format md", highlight=False)
+    _, separator, source = requests[0].recorded_system.partition(SOURCE_SEPARATOR)  # the rows' @teacher-... part
+    rows = f"{spec.name}*{separator}{source}"
+    console.print(f"regenerate as markdown: ascbench leaderboard --systems '{rows}' --profile {profile} --format md", highlight=False)
     if any(o.error for o in outcomes):
         raise typer.Exit(1)
 
