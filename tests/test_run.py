@@ -64,7 +64,9 @@ def test_dropped_in_submission_runs_end_to_end(tiny_synth_root: Path, tmp_path: 
     loaded_home = tmp_path / "home2"
     _run(loaded_home, tiny_synth_root, "--models", "cp-mobile", "--checkpoint", str(home / cp["artifacts"]["model"]))
     reloaded = ResultsStore(loaded_home)
-    again = reloaded.load_predictions(next(iter(reloaded.iter_records())))
+    (loaded,) = reloaded.iter_records()
+    assert loaded.key.system.startswith("cp-mobile@weights-model-")  # a run of its own, never the trained one's record
+    again = reloaded.load_predictions(loaded)
     np.testing.assert_allclose(again.scores, before.scores, rtol=1e-5, atol=1e-5)
 
 
