@@ -7,6 +7,7 @@ and the mistakes a user makes with ``--teacher-checkpoint`` refused before any t
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,24 @@ def test_both_distilled_systems_train_and_record_teacher_and_int8_student(home: 
     # the teacher outputs distillation read cover every clip of the data set
     logits = np.load(_stage_outputs(home, hubert) / "logits.npy", mmap_mode="r")
     assert logits.shape[1] == 10 and np.isfinite(logits).all()
+
+
+def test_a_teacher_fine_tuned_after_a_cached_pretraining_is_the_same_teacher(home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
+    """In ``home`` the pre-training ran in the process that fine-tuned; here it is read from disk.
+    The fine-tuned teacher, and so the student, must not depend on which (no leftover RNG state)."""
+    other = tmp_path / "home"
+    for stage in (home / "teachers").glob("hubert-small-pretrain-*"):
+        if stage.is_dir():
+            shutil.copytree(stage, other / "teachers" / stage.name)
+    _run(other, tiny_synth_root, "--models", "hubert-mobilenetv2")
+    first, again = _records(home)["hubert-mobilenetv2"], _records(other)["hubert-mobilenetv2"]
+    assert again["notes"]["teacher_reused"] == {"pretrain": True, "finetune": False}
+    stage = first["notes"]["teacher_stage"]
+    assert again["notes"]["teacher_stage"] == stage
+    weights = [torch.load(h / "teachers" / stage / "weights.pt", weights_only=True) for h in (home, other)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert again["metrics"] == first["metrics"]
 
 
 def test_another_student_run_reuses_both_teacher_stages(home: Path, tiny_synth_root: Path) -> None:

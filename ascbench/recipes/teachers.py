@@ -155,6 +155,9 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
     started = time.perf_counter()
 
     def build_finetuned(directory: Path) -> dict:
+        # the heads' initial weights come from torch's global RNG: seed it here, or they depend on
+        # whether the pre-training stage was just built in this process or read from the cache
+        torch.manual_seed(config.seed)
         classifier = TeacherClassifier(pretrained())
         ctx.log(f"teacher {name}: fine-tuning on {len(ctx.split.train)} labelled clips")
         history: list[dict] = []

@@ -51,10 +51,11 @@ class FinetuneConfig:
     """Cap on optimiser steps (smoke tests); None = ``epochs`` full passes."""
 
 
-FINETUNE_REVISION = 2
-"""Bumped whenever this module's code changes what a given :class:`FinetuneConfig` produces; it is
-part of the fine-tuned stage's cache key, so teachers cached by older code are rebuilt, not reused.
-2: numpy's global RNG is seeded (HuBERT's SpecAugment reads it)."""
+FINETUNE_REVISION = 3
+"""Bumped whenever the code changes what a given :class:`FinetuneConfig` produces; it is part of the
+fine-tuned stage's cache key, so teachers cached by older code are rebuilt, not reused.
+2: numpy's global RNG is seeded (HuBERT's SpecAugment reads it); 3: torch's is seeded before the
+classification heads are built (``ascbench.recipes.teachers``)."""
 
 
 TEACHER_FINETUNE = FinetuneConfig(epochs=12, lr=3e-3, encoder_lr=1e-3)
