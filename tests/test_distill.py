@@ -424,3 +424,12 @@ def test_qat_student_converts_to_int8_that_agrees_with_fake_quant_model(tmp_path
     with torch.no_grad():
         int8_pred = artifact.model(x).argmax(1)
     assert (int8_pred == fake_quant_pred).float().mean().item() >= 0.9
+
+
+def test_distillation_loss_names_its_teacher_so_checkpoints_never_resume_across_teachers() -> None:
+    """The engine's resume fingerprint includes the loss hook's qualified name."""
+    from ascbench.recipes.distill import _loss_fn
+    from ascbench.training.config import get_profile
+
+    a, b = (_loss_fn(None, DistillConfig(), get_profile("smoke"), 10, None, (), stage) for stage in ("stage-a", "stage-b"))
+    assert "stage-a" in a.__qualname__ and a.__qualname__ != b.__qualname__

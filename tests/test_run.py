@@ -79,6 +79,7 @@ def test_rerun_skips_and_force_reproduces_bit_identical_metrics(tiny_synth_root:
     assert result.exit_code == 0 and "skipped" in result.output
     assert path.stat().st_mtime_ns == stamp
     forced = _run(home, tiny_synth_root, "--models", "cp-mobile", "--force")
+    assert forced[0]["notes"]["resumed_from_epoch"] == 0  # retrained, not resumed from the finished run's checkpoint
     assert json.dumps(forced[0]["metrics"], sort_keys=True) == json.dumps(first[0]["metrics"], sort_keys=True)
 
 

@@ -155,7 +155,7 @@ class DistillRecipe:
             wrapper = StudentWithObjective(model, objective)
             started = time.perf_counter()
             result = train(wrapper, data, stage1_config, ctx.workdir / "stage1", ctx.seed, ctx.device, ctx.progress,
-                           loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, ()))  # fmt: skip
+                           loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, (), stage.directory.name))  # fmt: skip
             timings["stage1_align_s"] = time.perf_counter() - started
             notes["stage1"] = training_notes(result)
             front_module = objective.front
@@ -177,7 +177,7 @@ class DistillRecipe:
         result = train(
             wrapper, data, stage2_config, ctx.workdir / "stage2", ctx.seed, ctx.device, ctx.progress,
             loss_fn=_loss_fn(targets, distill, stage2_config, len(data), front_tap if distill.front else None,
-                             stage_taps if distill.hier else ()),
+                             stage_taps if distill.hier else (), stage.directory.name),
             on_epoch_end=_qat_hook(distill, stage2_config.epochs) if distill.qat else None,
         )  # fmt: skip
         timings["stage2_kd_s"] = time.perf_counter() - started
@@ -206,8 +206,11 @@ def _split_epochs(config: TrainConfig, stage1_fraction: float) -> tuple[TrainCon
 
 
 def _loss_fn(targets: TeacherTargets, distill: DistillConfig, config: TrainConfig, n_clips: int,
-             front_tap: str | None, stage_taps: tuple[str, ...]):  # fmt: skip
-    """The engine's loss hook: eq. 19 over one batch, teacher targets looked up by cache row."""
+             front_tap: str | None, stage_taps: tuple[str, ...], teacher_stage: str):  # fmt: skip
+    """The engine's loss hook: eq. 19 over one batch, teacher targets looked up by cache row.
+
+    Its ``__qualname__`` names the teacher stage: the engine's resume fingerprint includes it, so an
+    epoch checkpoint distilled from another teacher is never resumed from."""
     steps_per_epoch = max(1, math.ceil(n_clips / config.batch_size))
     names = ([front_tap] if front_tap else []) + list(stage_taps)
 
@@ -229,6 +232,7 @@ def _loss_fn(targets: TeacherTargets, distill: DistillConfig, config: TrainConfi
         )
         return terms.total
 
+    loss.__qualname__ = f"distill(teacher={teacher_stage}, taps={names})"
     return loss
 
 

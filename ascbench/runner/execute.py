@@ -9,6 +9,7 @@ from the training checkpoints in the run's work directory.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,8 @@ def execute_run(
     )
     provenance = collect(config, list(request.command) or None)
     run_dir = checkpoints_dir(home) / key.slug()
+    if request.force and run_dir.exists():
+        shutil.rmtree(run_dir)  # --force retrains from scratch: its epoch checkpoints would be resumed from
     timings: dict[str, float] = {}
 
     with clock(provenance) as run_clock:
