@@ -2,7 +2,8 @@
 the tiny synthetic set at the smoke profile: teachers pre-trained and fine-tuned by the harness,
 cached and reused by the next student, int8 students on the leaderboard; local teachers in both
 real formats (an HF HuBERT folder, an official-format BEATs ``.pt``) recorded as runs of their own;
-and the mistakes a user makes with ``--teacher-checkpoint`` refused before any training."""
+a teacher drawn per seed unless ``--teacher-seed`` pins one; and the mistakes a user makes with
+``--teacher-checkpoint`` or ``--teacher-seed`` refused before any training."""
 
 from __future__ import annotations
 
@@ -110,6 +111,24 @@ def test_another_student_run_reuses_both_teacher_stages(home: Path, tiny_synth_r
     assert ablated["notes"]["ablate"] == ["qat"] and full["notes"]["ablate"] == []
 
 
+def test_each_seed_draws_its_own_teacher_unless_one_is_pinned(home: Path, tiny_synth_root: Path) -> None:
+    """Seed 1 fine-tunes its own teacher from the one pre-training, so a mean over seeds covers the
+    teacher's draw; ``--teacher-seed 0`` gives seed 1's student seed 0's teacher, recorded apart."""
+    seed0 = _records(home)["beats-mobilenetv2"]
+    _run(home, tiny_synth_root, "--models", "beats-mobilenetv2", "--seeds", "1")
+    (drawn,) = [r for r in ResultsStore(home).iter_records() if r.key.system == "beats-mobilenetv2" and r.key.seed == 1]
+    notes = drawn.to_json_dict()["notes"]
+    assert notes["teacher_seed"] == 1 and notes["teacher_reused"] == {"pretrain": True, "finetune": False}
+    assert notes["teacher_stage"] != seed0["notes"]["teacher_stage"] and notes["teacher_stage"].endswith("-s1-f025")
+    assert drawn.to_json_dict()["provenance"]["config"]["teacher_seed"] == 1
+
+    output = _run(home, tiny_synth_root, "--models", "beats-mobilenetv2", "--seeds", "1", "--teacher-seed", "0")
+    assert "complete record found" not in output  # not the seed-1 record above: a run of its own
+    pinned = _records(home)["beats-mobilenetv2@teacher-seed0"]
+    assert pinned["notes"]["teacher_seed"] == 0 and pinned["notes"]["teacher_stage"] == seed0["notes"]["teacher_stage"]
+    assert pinned["notes"]["teacher_reused"] == {"pretrain": True, "finetune": True}
+
+
 def test_a_local_hubert_folder_gives_runs_and_an_ablation_table_of_its_own(home: Path, tiny_synth_root: Path, hubert_folder: Path) -> None:
     before = _records(home)["hubert-mobilenetv2"]
     result = runner.invoke(app, ["ablation", "hubert-mobilenetv2", "--components", "qat", "--no-all-off", "--data", str(tiny_synth_root),
@@ -134,6 +153,12 @@ def test_a_local_teacher_goes_only_to_the_systems_that_distil(tiny_synth_root: P
     plain, distilled = build_requests(specs, tiny_synth_root, [0.25], [0], teacher_checkpoint=hubert_folder)
     assert plain.teacher_checkpoint is None and plain.recorded_system == "cp-mobile"
     assert distilled.teacher_checkpoint == hubert_folder and distilled.recorded_system.startswith("hubert-mobilenetv2@teacher-my-hubert-")
+    plain, distilled = build_requests(specs, tiny_synth_root, [0.25], [3], teacher_seed=1)
+    assert (plain.teacher_seed, plain.recorded_system, plain.shared_stage_key()) == (None, "cp-mobile", None)
+    assert distilled.recorded_system == "hubert-mobilenetv2@teacher-seed1" and distilled.effective_teacher_seed == 1
+    (default,) = build_requests(specs[1:], tiny_synth_root, [0.25], [3])
+    assert default.recorded_system == "hubert-mobilenetv2" and default.effective_teacher_seed == 3
+    assert default.shared_stage_key() != distilled.shared_stage_key()  # different teachers are never shared
 
 
 def _official_format_beats(path: Path) -> Path:
@@ -168,6 +193,8 @@ def test_teacher_checkpoint_mistakes_fail_before_training(home: Path, tiny_synth
         (["--models", "cp-mobile", "--teacher-checkpoint", str(beats)], "none of the selected systems distils from a teacher"),
         (["--models", "hubert-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "not-a-model")], "without config.json"),
         (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "missing.pt")], "no such file or directory"),
+        (["--models", "cp-mobile", "--teacher-seed", "1"], "--teacher-seed 1: none of the selected systems distils from a teacher"),
+        (["--models", "beats-mobilenetv2", "--teacher-seed", "-1"], "expected a non-negative integer"),
     ]
     before = set(_records(home))
     for args, message in cases:

@@ -10,7 +10,7 @@ import typer
 
 from ascbench.cli.common import HomeOption, console, fail
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
-from ascbench.cli.run import check_teacher_checkpoint, parse_ablate, parse_fractions, parse_seeds
+from ascbench.cli.run import check_teacher_checkpoint, check_teacher_seed, parse_ablate, parse_fractions, parse_seeds
 
 
 def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[str]]:
@@ -32,6 +32,7 @@ def ablation(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Rerun rows whose records already exist.")] = False,
     teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher (HF-format HuBERT directory or BEATs .pt) for every row, instead of self-supervised pre-training.")] = None,
+    teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
     submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     home: HomeOption = None,
@@ -63,6 +64,8 @@ def ablation(
         fail(str(error))
     if teacher_checkpoint is not None:
         check_teacher_checkpoint(teacher_checkpoint, [spec])
+    if teacher_seed is not None:
+        check_teacher_seed(teacher_seed, [spec])
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:
@@ -73,7 +76,7 @@ def ablation(
         for switched_off in ablation_sets(names, all_off)
         for request in build_requests(
             [spec], data_root, fractions, seed_list, profile=profile, device=device, home=home,
-            force=force, ablate=switched_off, submissions=submissions, command=command, teacher_checkpoint=teacher_checkpoint,
+            force=force, ablate=switched_off, submissions=submissions, command=command, teacher_checkpoint=teacher_checkpoint, teacher_seed=teacher_seed,
         )  # fmt: skip
     ]
     try:

@@ -50,6 +50,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Rerun runs whose complete record already exists.")] = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Evaluate these trained weights instead of training (one system only).")] = None,
     teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher: HF-format HuBERT directory or BEATs .pt checkpoint, instead of self-supervised pre-training.")] = None,
+    teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
     ablate: Annotated[Optional[str], typer.Option("--ablate", help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray task per run; pip install 'ascbench[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
@@ -87,6 +88,8 @@ def run(
         fail(f"--checkpoint {checkpoint}: no such file (a model.pt written by `ascbench run`)")
     if teacher_checkpoint is not None:
         check_teacher_checkpoint(teacher_checkpoint, specs)
+    if teacher_seed is not None:
+        check_teacher_seed(teacher_seed, specs)
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:
@@ -103,6 +106,7 @@ def run(
         force=force,
         checkpoint=checkpoint,
         teacher_checkpoint=teacher_checkpoint,
+        teacher_seed=teacher_seed,
         ablate=ablations,
         submissions=submissions,
         command=tuple(["ascbench", *sys.argv[1:]]),
@@ -153,6 +157,16 @@ def check_teacher_checkpoint(path: Path, specs: list) -> None:
     if plain:
         console.print(f"--teacher-checkpoint applies to {', '.join(s.name for s in distilling)}; "
                       f"{', '.join(plain)} train as usual")
+
+
+def check_teacher_seed(seed: int, specs: list) -> None:
+    """``--teacher-seed`` must be usable by at least one selected system (else it is a typo of --seeds)."""
+    from ascbench.runner.grid import teacher_kind
+
+    if seed < 0:
+        fail(f"--teacher-seed {seed}: expected a non-negative integer")
+    if not any(teacher_kind(s) for s in specs):
+        fail(f"--teacher-seed {seed}: none of the selected systems distils from a teacher (--seeds sets the runs' seeds)")
 
 
 def register(app: typer.Typer) -> None:

@@ -127,7 +127,10 @@ class DistillRecipe:
     def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:
         config = self.config_for(ctx.profile, ctx.ablate)
         distill, train_config = config.distill, config.train
-        stage = prepare_teacher(ctx, config.teacher, ctx.extra.get("teacher_checkpoint"))
+        teacher = config.teacher
+        if ctx.extra.get("teacher_seed") is not None:  # the runner's choice (the run's seed unless pinned)
+            teacher = dataclasses.replace(teacher, finetune_seed=int(ctx.extra["teacher_seed"]))
+        stage = prepare_teacher(ctx, teacher, ctx.extra.get("teacher_checkpoint"))
         targets = TeacherTargets.from_stage(stage)
         data = training_data(ctx, train_config)
         front_tap = getattr(model, "front_tap", None)
@@ -139,6 +142,7 @@ class DistillRecipe:
         notes: dict[str, object] = {
             "teacher": stage.name,
             "teacher_stage": stage.directory.name,
+            "teacher_seed": teacher.tuning_seed,
             "teacher_reused": stage.reused,
             "teacher_test_accuracy": stage.info.get("teacher_test_accuracy"),
             "ablate": sorted(ctx.ablate),

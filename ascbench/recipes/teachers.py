@@ -3,8 +3,13 @@ fine-tuning on the split, and the per-clip teacher outputs every student reads.
 
 Each stage is cached on disk (:mod:`ascbench.teachers.stages`) by data fingerprint, teacher
 configuration, teacher seed and (for the fine-tuned stage and the unlabeled pool it pre-trains
-on) training fraction. The teacher seed is fixed by the recipe, not by the run: every student and
-every student seed distils from the same teacher, so a grid trains each teacher once.
+on) training fraction. Pre-training plays the part of a published checkpoint: one per recipe
+(``TeacherConfig.seed``), reused by every run. Fine-tuning is drawn with the run's own seed
+(``finetune_seed``, set by the runner), as a paper's repeated runs each fine-tune the public
+model: a mean ± std over seeds then covers the teacher's draw as well as the student's (measured
+on synth-tau22 small: the fine-tuned teacher's draw alone moved H_M by up to 4 points at one
+student seed). Every system and ablation row of one seed shares that seed's teacher, so
+comparisons stay paired; ``ascbench run --teacher-seed N`` pins one teacher for every seed.
 
 Pre-training audio: the training-pool clips that are *not* in the split (DESIGN §4). At fraction
 1.0 that pool is empty; the teacher then pre-trains on the split's own audio, without its labels
@@ -50,11 +55,18 @@ class TeacherConfig:
     """:class:`HubertPretrainConfig` or :class:`BEATsPretrainConfig`."""
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
-    """The teacher's seed, the same for every student seed (one teacher per split)."""
+    """Seed of the self-supervised pre-training (one pre-trained teacher per recipe)."""
+    finetune_seed: int | None = None
+    """Seed of the fine-tuning (heads, batches, augmentation); None: ``seed``. The runner sets it
+    to the run's seed, or to ``--teacher-seed``."""
 
     @property
     def name(self) -> str:
         return f"{self.kind}-{self.size}"
+
+    @property
+    def tuning_seed(self) -> int:
+        return self.seed if self.finetune_seed is None else self.finetune_seed
 
 
 @dataclass
@@ -151,18 +163,18 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
     # one digest of everything the fine-tuned teacher depends on: the stage directory is named by
     # its first 12 hex digits, so the source must change them (appended, it was cut off)
     fine_hash = hashlib.sha256(f"{config_hash(config.finetune)}|{source}|revision {FINETUNE_REVISION}".encode()).hexdigest()
-    fine_key = TeacherStageKey("finetune", name, fine_hash, dataset.fingerprint, config.seed, ctx.split.fraction)
+    fine_key = TeacherStageKey("finetune", name, fine_hash, dataset.fingerprint, config.tuning_seed, ctx.split.fraction)
     started = time.perf_counter()
 
     def build_finetuned(directory: Path) -> dict:
         # the heads' initial weights come from torch's global RNG: seed it here, or they depend on
         # whether the pre-training stage was just built in this process or read from the cache
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.tuning_seed)
         classifier = TeacherClassifier(pretrained())
         ctx.log(f"teacher {name}: fine-tuning on {len(ctx.split.train)} labelled clips")
         history: list[dict] = []
         finetune_teacher(classifier, features, features.rows([c.filename for c in ctx.split.train]), ctx.train_labels(),
-                         config.finetune, config.seed, ctx.device, ctx.progress, history)  # fmt: skip
+                         config.finetune, config.tuning_seed, ctx.device, ctx.progress, history)  # fmt: skip
         save_state(classifier, directory)
         outputs = teacher_outputs(classifier, features, device=ctx.device, progress=ctx.progress)
         outputs.update(_routing_layers(classifier, features, ctx))

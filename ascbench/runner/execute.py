@@ -61,6 +61,8 @@ class RunConfig:
     ablate: tuple[str, ...]
     checkpoint: str | None
     teacher_checkpoint: str | None
+    teacher_seed: int | None
+    """The teacher's fine-tuning seed, for recipes with a teacher (None otherwise)."""
 
 
 def effective_config(recipe, profile: str, ablate: frozenset[str]) -> object:
@@ -105,6 +107,7 @@ def execute_run(
         ablate=tuple(sorted(request.ablate)),
         checkpoint=str(request.checkpoint) if request.checkpoint else None,
         teacher_checkpoint=str(request.teacher_checkpoint) if request.teacher_checkpoint else None,
+        teacher_seed=request.effective_teacher_seed if request.teacher is not None else None,
     )
     provenance = collect(config, list(request.command) or None)
     run_dir = checkpoints_dir(home) / key.slug()
@@ -135,7 +138,7 @@ def execute_run(
                 ablate=frozenset(request.ablate),
                 progress=progress,
                 log=log,
-                extra={"teacher_checkpoint": request.teacher_checkpoint},
+                extra={"teacher_checkpoint": request.teacher_checkpoint, "teacher_seed": request.effective_teacher_seed},
             )
             started = time.perf_counter()
             result = recipe.fit(model, ctx)

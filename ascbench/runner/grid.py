@@ -22,10 +22,11 @@ def build_requests(
 ) -> list[RunRequest]:
     """One request per (system, fraction, seed), systems outermost so a system's runs stay together.
 
-    A ``teacher_checkpoint`` goes only to the systems that distil from a teacher; the others run
-    (and are recorded) as usual.
+    A ``teacher_checkpoint`` and a pinned ``teacher_seed`` go only to the systems that distil from a
+    teacher; the others run (and are recorded) as usual.
     """
     teacher_checkpoint = common.pop("teacher_checkpoint", None)
+    teacher_seed = common.pop("teacher_seed", None)
     return [
         RunRequest(
             system=spec.name,
@@ -34,6 +35,7 @@ def build_requests(
             seed=seed,
             teacher=teacher_kind(spec),
             teacher_checkpoint=teacher_checkpoint if teacher_kind(spec) else None,
+            teacher_seed=teacher_seed if teacher_kind(spec) else None,
             **common,
         )
         for spec in systems

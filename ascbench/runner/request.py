@@ -18,6 +18,7 @@ def recorded_name(
     ablate: frozenset[str] | set[str] | tuple[str, ...] = (),
     checkpoint: Path | None = None,
     teacher_checkpoint: Path | None = None,
+    teacher_seed: int | None = None,
 ) -> str:
     """The name a run is recorded under: the system, the components switched off, and the user's
     weights it ran on.
@@ -26,11 +27,15 @@ def recorded_name(
     skipped because the full system's record exists, nor overwrite it, and in a leaderboard it
     is a row of its own beside the full system -- which is what an ablation table is. The same
     holds for a run on a local teacher (``hubert-mobilenetv2@teacher-hubert-base-1a2b3c4d``) or on
-    trained weights loaded with ``--checkpoint`` (``cp-mobile@weights-model-5e6f7a8b``).
+    trained weights loaded with ``--checkpoint`` (``cp-mobile@weights-model-5e6f7a8b``), and for a
+    teacher fine-tuned with one pinned seed for every run (``hubert-mobilenetv2@teacher-seed0``): by
+    default each run fine-tunes its teacher with the run's own seed, and keeps the plain name.
     """
     name = system + (ABLATION_SEPARATOR + "+".join(sorted(ablate)) if ablate else "")
     if teacher_checkpoint is not None:
         name += f"{SOURCE_SEPARATOR}teacher-{checkpoint_label(teacher_checkpoint, '--teacher-checkpoint')}"
+    if teacher_seed is not None:
+        name += f"{SOURCE_SEPARATOR}teacher-seed{teacher_seed}"
     if checkpoint is not None:
         name += f"{SOURCE_SEPARATOR}weights-{checkpoint_label(checkpoint)}"
     return name
@@ -56,6 +61,8 @@ class RunRequest:
     """Trained weights to evaluate instead of training (``ascbench run --checkpoint``)."""
     teacher_checkpoint: Path | None = None
     """A local teacher (HF HuBERT directory or BEATs ``.pt``) instead of self-supervised pre-training."""
+    teacher_seed: int | None = None
+    """The teacher's fine-tuning seed; None: the run's own seed (each seed re-draws the teacher too)."""
     ablate: frozenset[str] = frozenset()
     submissions: Path | None = None
     command: tuple[str, ...] = ()
@@ -68,11 +75,15 @@ class RunRequest:
         if self.teacher is None:
             return None
         checkpoint = str(self.teacher_checkpoint) if self.teacher_checkpoint else None
-        return (self.teacher, str(self.data_root), self.fraction, self.profile, checkpoint, str(self.home))
+        return (self.teacher, str(self.data_root), self.fraction, self.profile, checkpoint, self.effective_teacher_seed, str(self.home))
+
+    @property
+    def effective_teacher_seed(self) -> int:
+        return self.seed if self.teacher_seed is None else self.teacher_seed
 
     @property
     def recorded_system(self) -> str:
-        return recorded_name(self.system, self.ablate, self.checkpoint, self.teacher_checkpoint)
+        return recorded_name(self.system, self.ablate, self.checkpoint, self.teacher_checkpoint, self.teacher_seed)
 
     def label(self) -> str:
         return f"{self.recorded_system} split{round(self.fraction * 100)} seed{self.seed}"
