@@ -312,6 +312,25 @@ def test_objective_without_components_needs_no_teacher_inputs() -> None:
         DistillObjective(DistillConfig(front=False, hier=False))(logits, labels, temperature=2.0)
 
 
+def test_unlabeled_clips_learn_from_the_teacher_alone() -> None:
+    """Pool clips (label < 0, ``--pool-kd``) add no cross-entropy, only the teacher terms; a batch
+    of pool clips alone has CE 0 and still a KD gradient."""
+    torch.manual_seed(0)
+    logits = torch.randn(6, 10, requires_grad=True)
+    labels = torch.tensor([3, -1, 7, -1, -1, 0])
+    teacher = torch.randn(6, 10)
+    objective = DistillObjective(DistillConfig(front=False, hier=False))
+    terms = objective(logits, labels, temperature=2.0, teacher_logits=teacher)
+    labelled = labels >= 0
+    assert terms.ce.item() == pytest.approx(nn.functional.cross_entropy(logits[labelled], labels[labelled]).item())
+    assert terms.kd.item() == pytest.approx(logit_kd_loss(logits, teacher, 2.0).item())  # over every clip
+
+    pool_only = objective(logits, torch.full((6,), -1), temperature=2.0, teacher_logits=teacher)
+    assert pool_only.ce.item() == 0.0 and math.isfinite(pool_only.total.item())
+    pool_only.total.backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
 # --- eq. 18: quantization-aware training ------------------------------------------------------
 
 

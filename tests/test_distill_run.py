@@ -2,8 +2,9 @@
 the tiny synthetic set at the smoke profile: teachers pre-trained and fine-tuned by the harness,
 cached and reused by the next student, int8 students on the leaderboard; local teachers in both
 real formats (an HF HuBERT folder, an official-format BEATs ``.pt``) recorded as runs of their own;
-a teacher drawn per seed unless ``--teacher-seed`` pins one; and the mistakes a user makes with
-``--teacher-checkpoint`` or ``--teacher-seed`` refused before any training."""
+a teacher drawn per seed unless ``--teacher-seed`` pins one; students that also distil on the
+unlabeled pool (``--pool-kd``); and the mistakes a user makes with
+``--teacher-checkpoint``, ``--teacher-seed`` or ``--pool-kd`` refused before any training."""
 
 from __future__ import annotations
 
@@ -129,6 +130,22 @@ def test_each_seed_draws_its_own_teacher_unless_one_is_pinned(home: Path, tiny_s
     assert pinned["notes"]["teacher_reused"] == {"pretrain": True, "finetune": True}
 
 
+def test_pool_kd_distils_on_the_unlabeled_pool_too_and_is_a_run_of_its_own(home: Path, tiny_synth_root: Path) -> None:
+    """``--pool-kd 1``: each epoch adds as many unlabeled pool clips as the split has labelled ones,
+    the teacher stages are reused (their outputs cover every clip), and the run never replaces
+    the DCASE-legal record."""
+    plain = _records(home)["hubert-mobilenetv2"]
+    output = _run(home, tiny_synth_root, "--models", "hubert-mobilenetv2", "--pool-kd", "1")
+    assert "complete record found" not in output
+    pooled = _records(home)["hubert-mobilenetv2@pool-kd1"]
+    notes = pooled["notes"]
+    assert notes["teacher_stage"] == plain["notes"]["teacher_stage"] and notes["teacher_reused"] == {"pretrain": True, "finetune": True}
+    assert notes["pool_kd"] == {"ratio": 1.0, "pool_clips": 370, "per_epoch": 130}  # tiny split25: 130 labelled, 370 pool
+    assert pooled["provenance"]["config"]["pool_kd"] == 1.0 and plain["provenance"]["config"]["pool_kd"] == 0.0
+    assert pooled["complexity"]["params"] == STUDENT_PARAMS
+    assert _records(home)["hubert-mobilenetv2"] == plain
+
+
 def test_a_local_hubert_folder_gives_runs_and_an_ablation_table_of_its_own(home: Path, tiny_synth_root: Path, hubert_folder: Path) -> None:
     before = _records(home)["hubert-mobilenetv2"]
     result = runner.invoke(app, ["ablation", "hubert-mobilenetv2", "--components", "qat", "--no-all-off", "--data", str(tiny_synth_root),
@@ -159,6 +176,10 @@ def test_a_local_teacher_goes_only_to_the_systems_that_distil(tiny_synth_root: P
     (default,) = build_requests(specs[1:], tiny_synth_root, [0.25], [3])
     assert default.recorded_system == "hubert-mobilenetv2" and default.effective_teacher_seed == 3
     assert default.shared_stage_key() != distilled.shared_stage_key()  # different teachers are never shared
+    plain, pooled = build_requests(specs, tiny_synth_root, [0.25], [3], pool_kd=0.5)
+    assert (plain.pool_kd, plain.recorded_system) == (0.0, "cp-mobile")
+    assert pooled.recorded_system == "hubert-mobilenetv2@pool-kd0.5"
+    assert pooled.shared_stage_key() == default.shared_stage_key()  # the same teacher serves both students
 
 
 def _official_format_beats(path: Path) -> Path:
@@ -195,6 +216,10 @@ def test_teacher_checkpoint_mistakes_fail_before_training(home: Path, tiny_synth
         (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "missing.pt")], "no such file or directory"),
         (["--models", "cp-mobile", "--teacher-seed", "1"], "--teacher-seed 1: none of the selected systems distils from a teacher"),
         (["--models", "beats-mobilenetv2", "--teacher-seed", "-1"], "expected a non-negative integer"),
+        (["--models", "cp-mobile", "--pool-kd", "1"], "--pool-kd 1: none of the selected systems distils from a teacher"),
+        (["--models", "beats-mobilenetv2", "--pool-kd", "-0.5"], "expected a non-negative number"),
+        (["--models", "beats-mobilenetv2", "--pool-kd", "1", "--fraction", "1.0"], "the 100 % split leaves no unlabeled"),
+        (["--models", "beats-mobilenetv2", "--pool-kd", "1", "--ablate", "front,hier,kd"], "the pool clips would teach nothing"),
     ]
     before = set(_records(home))
     for args, message in cases:

@@ -96,13 +96,21 @@ def test_dcase_limits_are_inclusive_and_checked_separately(runs) -> None:
         record.complexity, macs=DCASE_MAX_MACS + 1)), system="wide")
     over_memory = rekey(dataclasses.replace(record, complexity=dataclasses.replace(
         record.complexity, params=128_001, param_memory_kb_int8=128.001)), system="big")
-    table = build_leaderboard([at_limit, over_macs, over_memory])
+    # a --pool-kd student trained on development audio outside the split: within the size limits,
+    # yet not a legal DCASE system
+    pooled = rekey(dataclasses.replace(record, provenance={**record.provenance, "config": {**record.provenance["config"], "pool_kd": 1.0}}),
+                   system="cp-mobile@pool-kd1")  # fmt: skip
+    records = [at_limit, over_macs, over_memory, pooled]
+    table = build_leaderboard(records)
     assert table.loc["cp-mobile", ["memory_ok", "macs_ok", "dcase_pass"]].tolist() == [True, True, True]
     assert table.loc["wide", ["memory_ok", "macs_ok", "dcase_pass"]].tolist() == [True, False, False]
     assert table.loc["big", ["memory_ok", "macs_ok", "dcase_pass"]].tolist() == [False, True, False]
-    shown = display_frame(build_leaderboards([at_limit, over_macs, over_memory])[0]).set_index("System")
+    assert table.loc["cp-mobile@pool-kd1", ["memory_ok", "macs_ok", "split_audio_only", "dcase_pass"]].tolist() == [True, True, False, False]
+    assert table.loc["cp-mobile", "split_audio_only"]
+    shown = display_frame(build_leaderboards(records)[0]).set_index("System")
     assert shown.loc["wide", "DCASE limits"] == "FAIL: MACs"
     assert shown.loc["big", "DCASE limits"] == "FAIL: memory"
+    assert shown.loc["cp-mobile@pool-kd1", "DCASE limits"] == "FAIL: audio outside the split"
     # one seed: no spread is claimed
     assert shown.loc["cp-mobile", "Accuracy %"] == f"{record.metrics.accuracy * 100:.1f}"
     assert shown.loc["cp-mobile", "Seeds"] == "1"

@@ -17,6 +17,8 @@ from ascbench.training import (
     TrainConfig,
     TrainingData,
     TrainingDiverged,
+    UNLABELED,
+    UnlabeledPool,
     get_profile,
     predict,
     seed_everything,
@@ -206,3 +208,50 @@ def test_training_data_is_validated(tmp_path: Path) -> None:
         TrainingData(data.features, np.array([0, 99]), np.array([0, 1]))
     with pytest.raises(ValueError, match="labels of shape"):
         TrainingData(data.features, np.arange(3), np.arange(2))
+
+
+def test_an_unlabeled_pool_joins_every_epoch_with_a_fresh_draw(tmp_path: Path) -> None:
+    """Each epoch holds every labelled clip once plus ``per_epoch`` pool clips labelled UNLABELED,
+    drawn anew each epoch, and the loss sees them; without a pool the order is the plain shuffle."""
+    data = learnable_data(tmp_path, n=48)
+    labelled, pool_rows = np.arange(16), np.arange(16, 48)
+    plain = TrainingData(data.features, labelled, data.labels[labelled], data.devices[labelled])
+    rows, labels, devices = plain.epoch(torch.Generator().manual_seed(3))
+    assert np.array_equal(rows, labelled[torch.randperm(16, generator=torch.Generator().manual_seed(3)).numpy()])
+    assert np.array_equal(labels, data.labels[rows]) and np.array_equal(devices, data.devices[rows])
+
+    pooled = TrainingData(data.features, labelled, data.labels[labelled], data.devices[labelled],
+                          pool=UnlabeledPool(pool_rows, data.devices[pool_rows], per_epoch=8))  # fmt: skip
+    assert len(pooled) == 24
+    seen: list[np.ndarray] = []
+
+    def recording(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, step: int) -> torch.Tensor:
+        rows_np, labels_np = rows.numpy(), labels.numpy()
+        in_pool = np.isin(rows_np, pool_rows)
+        assert np.all(labels_np[in_pool] == UNLABELED) and np.array_equal(labels_np[~in_pool], data.labels[rows_np[~in_pool]])
+        seen.append(rows_np)
+        logits = model(inputs)
+        return F.cross_entropy(logits[~torch.from_numpy(in_pool)], labels[~torch.from_numpy(in_pool)]) + logits[torch.from_numpy(in_pool)].pow(2).mean()
+
+    result = train(tiny_model(), pooled, FAST.replace(epochs=3), tmp_path / "run", seed=0, device="cpu", progress=False, loss_fn=recording)
+    assert result.steps == 6  # 24 clips per epoch, batch 16
+    epochs = [np.concatenate(seen[i : i + 2]) for i in range(0, 6, 2)]
+    for rows in epochs:
+        assert sorted(rows[np.isin(rows, labelled)]) == list(labelled)
+        assert np.isin(rows, pool_rows).sum() == 8 and len(set(rows)) == 24
+    draws = [frozenset(rows[np.isin(rows, pool_rows)]) for rows in epochs]
+    assert len(set(draws)) == 3  # a fresh draw each epoch
+
+
+def test_an_unlabeled_pool_needs_a_loss_that_uses_it(tmp_path: Path) -> None:
+    data = learnable_data(tmp_path, n=24)
+    pool = UnlabeledPool(np.arange(16, 24), data.devices[16:], per_epoch=4)
+    pooled = TrainingData(data.features, np.arange(16), data.labels[:16], data.devices[:16], pool=pool)
+    with pytest.raises(ValueError, match="need a loss_fn"):
+        train(tiny_model(), pooled, FAST, tmp_path / "run", seed=0, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="per_epoch must be in 1..8"):
+        UnlabeledPool(np.arange(16, 24), None, per_epoch=9)
+    with pytest.raises(ValueError, match="for both the labelled clips and the pool"):
+        TrainingData(data.features, np.arange(16), data.labels[:16], data.devices[:16], pool=UnlabeledPool(np.arange(16, 24), None, 4))
+    with pytest.raises(ValueError, match="UnlabeledPool.rows\\[0\\] is not a row"):
+        TrainingData(data.features, np.arange(16), data.labels[:16], pool=UnlabeledPool(np.array([99]), None, 1))

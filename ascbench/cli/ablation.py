@@ -10,7 +10,7 @@ import typer
 
 from ascbench.cli.common import HomeOption, console, fail
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
-from ascbench.cli.run import check_teacher_checkpoint, check_teacher_seed, parse_ablate, parse_fractions, parse_seeds
+from ascbench.cli.run import POOL_KD_HELP, check_pool_kd, check_teacher_checkpoint, check_teacher_seed, parse_ablate, parse_fractions, parse_seeds
 
 
 def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[str]]:
@@ -33,6 +33,7 @@ def ablation(
     force: Annotated[bool, typer.Option("--force", help="Rerun rows whose records already exist.")] = False,
     teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher (HF-format HuBERT directory or BEATs .pt) for every row, instead of self-supervised pre-training.")] = None,
     teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
+    pool_kd: Annotated[float, typer.Option("--pool-kd", help=POOL_KD_HELP)] = 0.0,
     submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     home: HomeOption = None,
@@ -66,6 +67,8 @@ def ablation(
         check_teacher_checkpoint(teacher_checkpoint, [spec])
     if teacher_seed is not None:
         check_teacher_seed(teacher_seed, [spec])
+    if pool_kd:
+        check_pool_kd(pool_kd, [spec], fractions, ablation_sets(names, all_off))
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:
@@ -77,6 +80,7 @@ def ablation(
         for request in build_requests(
             [spec], data_root, fractions, seed_list, profile=profile, device=device, home=home,
             force=force, ablate=switched_off, submissions=submissions, command=command, teacher_checkpoint=teacher_checkpoint, teacher_seed=teacher_seed,
+            pool_kd=pool_kd,
         )  # fmt: skip
     ]
     try:
@@ -85,7 +89,7 @@ def ablation(
         console.print("[yellow]interrupted:[/] finished rows are recorded; the same command resumes the rest.")
         raise typer.Exit(130)
     print_summary(outcomes, console, ResultsStore(home))
-    _, separator, source = requests[0].recorded_system.partition(SOURCE_SEPARATOR)  # the rows' @teacher-... part
+    _, separator, source = requests[0].recorded_system.partition(SOURCE_SEPARATOR)  # the rows' @teacher-.../@pool-kd... part
     rows = f"{spec.name}*{separator}{source}"
     console.print(f"regenerate as markdown: ascbench leaderboard --systems '{rows}' --profile {profile} --format md", highlight=False)
     if any(o.error for o in outcomes):

@@ -13,6 +13,12 @@ from ascbench.cli.common import HomeOption, console, fail
 from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
 
 EXECUTORS = ("local", "ray")
+POOL_KD_HELP = (
+    "Distilled students also learn from the teacher on the split's unlabeled training-pool clips: "
+    "R pool clips per labelled clip each epoch (teacher targets only; cross-entropy stays on the split). "
+    "This is development audio outside the split, which the DCASE rules forbid; recorded as SYSTEM@pool-kdR. "
+    "Default 0: the split's clips only."
+)
 
 
 def parse_fractions(value: str) -> list[float]:
@@ -51,6 +57,7 @@ def run(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Evaluate these trained weights instead of training (one system only).")] = None,
     teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher: HF-format HuBERT directory or BEATs .pt checkpoint, instead of self-supervised pre-training.")] = None,
     teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
+    pool_kd: Annotated[float, typer.Option("--pool-kd", help=POOL_KD_HELP)] = 0.0,
     ablate: Annotated[Optional[str], typer.Option("--ablate", help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray task per run; pip install 'ascbench[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
@@ -90,6 +97,8 @@ def run(
         check_teacher_checkpoint(teacher_checkpoint, specs)
     if teacher_seed is not None:
         check_teacher_seed(teacher_seed, specs)
+    if pool_kd:
+        check_pool_kd(pool_kd, specs, fractions, [ablations])
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:
@@ -107,6 +116,7 @@ def run(
         checkpoint=checkpoint,
         teacher_checkpoint=teacher_checkpoint,
         teacher_seed=teacher_seed,
+        pool_kd=pool_kd,
         ablate=ablations,
         submissions=submissions,
         command=tuple(["ascbench", *sys.argv[1:]]),
@@ -167,6 +177,25 @@ def check_teacher_seed(seed: int, specs: list) -> None:
         fail(f"--teacher-seed {seed}: expected a non-negative integer")
     if not any(teacher_kind(s) for s in specs):
         fail(f"--teacher-seed {seed}: none of the selected systems distils from a teacher (--seeds sets the runs' seeds)")
+
+
+def check_pool_kd(ratio: float, specs: list, fractions: list[float], ablations: list[frozenset[str]]) -> None:
+    """``--pool-kd`` needs a distilling system, a split that leaves an unlabeled pool, and a teacher
+    term left on (pool clips have no labels: without one they would teach nothing)."""
+    import math
+
+    from ascbench.ablation import TEACHER_TERMS, teacher_signal_left
+    from ascbench.runner.grid import teacher_kind
+
+    if not math.isfinite(ratio) or ratio < 0:
+        fail(f"--pool-kd {ratio}: expected a non-negative number of pool clips per labelled clip, e.g. 1")
+    if not any(teacher_kind(s) for s in specs):
+        fail(f"--pool-kd {ratio:g}: none of the selected systems distils from a teacher")
+    if any(f >= 1.0 for f in fractions):
+        fail(f"--pool-kd {ratio:g}: the 100 % split leaves no unlabeled training-pool clips; choose a smaller --fraction")
+    if not all(teacher_signal_left(a) for a in ablations):
+        fail(f"--pool-kd {ratio:g} with {', '.join(sorted(TEACHER_TERMS))} all switched off: the pool clips would teach nothing "
+             "(they have no labels); keep one of them on")
 
 
 def register(app: typer.Typer) -> None:

@@ -218,6 +218,17 @@ class HierarchicalKD(nn.Module):
         return torch.stack(per_stage).mean()
 
 
+def labelled_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean CE over the batch's labelled clips; unlabeled pool clips (label < 0) learn from the
+    teacher terms alone. A batch without any labelled clip gives 0 (not the NaN of an empty mean)."""
+    labelled = labels >= 0
+    if bool(labelled.all()):
+        return F.cross_entropy(logits, labels)
+    if not bool(labelled.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[labelled], labels[labelled])
+
+
 def total_loss(
     config: DistillConfig,
     ce: torch.Tensor,
@@ -296,7 +307,7 @@ class DistillObjective(nn.Module):
         student_front: torch.Tensor | None = None,
     ) -> LossTerms:
         """Loss terms for one batch; teacher tensors are the cached per-clip teacher outputs."""
-        ce = F.cross_entropy(logits, labels)
+        ce = labelled_cross_entropy(logits, labels)
         kd_terms = []
         if self.config.final_kd:
             if teacher_logits is None:

@@ -21,6 +21,11 @@ Every component can be switched off (``--ablate fms,adir,front,hier,qat``). The 
 once per split (cached, see :mod:`ascbench.recipes.teachers`); students read its stored outputs,
 computed on clean inputs, so augmentation perturbs only the student side (as in CP-JKU's
 ensemble distillation).
+
+Not in the paper, opt-in (``--pool-kd R``): each epoch also draws R unlabeled training-pool clips
+per labelled clip, on which the student learns from the teacher terms alone (no CE). The teacher
+pre-trained on that pool, so this is how what it learnt there can reach the student; the audio is
+outside the split, which DCASE forbids, and the leaderboard marks such rows as failing its rules.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ascbench.ablation import teacher_signal_left
 from ascbench.distill.features import FeatureTaps, pooled_taps, tap_channels
 from ascbench.distill.losses import DistillConfig, DistillObjective
 from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, has_fake_quant
@@ -43,7 +49,7 @@ from ascbench.recipes.base import RecipeContext, RecipeResult
 from ascbench.recipes.supervised import training_data, training_notes
 from ascbench.recipes.teachers import TeacherConfig, TeacherStage, prepare_teacher
 from ascbench.systems.registry import model_input_shape
-from ascbench.training import EpochEnd, TrainConfig, TrainingData, get_profile, train
+from ascbench.training import EpochEnd, TrainConfig, TrainingData, UnlabeledPool, get_profile, train
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,9 @@ class DistillRecipe:
         stage = prepare_teacher(ctx, teacher, ctx.extra.get("teacher_checkpoint"))
         targets = TeacherTargets.from_stage(stage)
         data = training_data(ctx, train_config)
+        pool_kd = float(ctx.extra.get("pool_kd") or 0.0)
+        if pool_kd > 0:
+            data = with_unlabeled_pool(data, ctx, pool_kd)
         front_tap = getattr(model, "front_tap", None)
         stage_taps = tuple(model.stage_taps()) if hasattr(model, "stage_taps") else ()
         if (distill.front and front_tap is None) or (distill.hier and not stage_taps):
@@ -147,6 +156,8 @@ class DistillRecipe:
             "teacher_test_accuracy": stage.info.get("teacher_test_accuracy"),
             "ablate": sorted(ctx.ablate),
         }
+        if data.pool is not None:
+            notes["pool_kd"] = {"ratio": pool_kd, "pool_clips": len(data.pool.rows), "per_epoch": data.pool.per_epoch}
 
         stage1_config, stage2_config = _split_epochs(train_config, config.stage1_fraction if config.two_stage and distill.front else 0.0)
         front_module = None
@@ -191,6 +202,32 @@ class DistillRecipe:
             detach_fake_quant(student, bake=True)
             notes["qat"] = "int8-grid weights from quantization-aware training"
         return RecipeResult(model=student.eval(), stage_seconds=timings, notes=notes)
+
+
+def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float) -> TrainingData:
+    """``data`` plus the split's unlabeled training-pool clips, ``ratio`` of them per labelled clip
+    in each epoch (``ascbench run --pool-kd``).
+
+    Why: a teacher pre-trained on the pool knows more than the labelled clips show, yet a student
+    that meets its outputs on those clips alone only re-learns labels it already fits. The pool
+    clips carry the teacher's targets (every KD and alignment term) and no cross-entropy. It is
+    development audio outside the split, which the DCASE rules do not allow: opt-in only, and the
+    run is recorded under its own name.
+    """
+    if not teacher_signal_left(ctx.ablate):
+        raise ValueError("--pool-kd: every teacher term is switched off, so the unlabeled pool clips would teach nothing")
+    clips = ctx.split.unlabeled
+    if not clips:
+        raise ValueError(f"--pool-kd: the {ctx.split.fraction:.0%} split leaves no unlabeled training-pool clips to distil on")
+    per_epoch = min(len(clips), max(1, round(ratio * len(data.rows))))
+    if per_epoch < round(ratio * len(data.rows)):
+        ctx.log(f"--pool-kd {ratio:g}: the pool has {len(clips)} clips, so each epoch draws all of them")
+    pool = UnlabeledPool(
+        rows=ctx.features.rows([c.filename for c in clips]),
+        devices=np.array([c.device for c in clips]) if data.devices is not None else None,
+        per_epoch=per_epoch,
+    )
+    return dataclasses.replace(data, pool=pool)
 
 
 def _split_epochs(config: TrainConfig, stage1_fraction: float) -> tuple[TrainConfig | None, TrainConfig]:

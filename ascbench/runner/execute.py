@@ -63,6 +63,8 @@ class RunConfig:
     teacher_checkpoint: str | None
     teacher_seed: int | None
     """The teacher's fine-tuning seed, for recipes with a teacher (None otherwise)."""
+    pool_kd: float | None = None
+    """Unlabeled pool clips per labelled clip distilled on each epoch (None: no teacher)."""
 
 
 def effective_config(recipe, profile: str, ablate: frozenset[str]) -> object:
@@ -108,6 +110,7 @@ def execute_run(
         checkpoint=str(request.checkpoint) if request.checkpoint else None,
         teacher_checkpoint=str(request.teacher_checkpoint) if request.teacher_checkpoint else None,
         teacher_seed=request.effective_teacher_seed if request.teacher is not None else None,
+        pool_kd=request.pool_kd if request.teacher is not None else None,
     )
     provenance = collect(config, list(request.command) or None)
     run_dir = checkpoints_dir(home) / key.slug()
@@ -138,7 +141,8 @@ def execute_run(
                 ablate=frozenset(request.ablate),
                 progress=progress,
                 log=log,
-                extra={"teacher_checkpoint": request.teacher_checkpoint, "teacher_seed": request.effective_teacher_seed},
+                extra={"teacher_checkpoint": request.teacher_checkpoint, "teacher_seed": request.effective_teacher_seed,
+                       "pool_kd": request.pool_kd},
             )
             started = time.perf_counter()
             result = recipe.fit(model, ctx)

@@ -22,11 +22,12 @@ def build_requests(
 ) -> list[RunRequest]:
     """One request per (system, fraction, seed), systems outermost so a system's runs stay together.
 
-    A ``teacher_checkpoint`` and a pinned ``teacher_seed`` go only to the systems that distil from a
-    teacher; the others run (and are recorded) as usual.
+    A ``teacher_checkpoint``, a pinned ``teacher_seed`` and ``pool_kd`` go only to the systems that
+    distil from a teacher; the others run (and are recorded) as usual.
     """
     teacher_checkpoint = common.pop("teacher_checkpoint", None)
     teacher_seed = common.pop("teacher_seed", None)
+    pool_kd = float(common.pop("pool_kd", 0.0) or 0.0)
     return [
         RunRequest(
             system=spec.name,
@@ -36,6 +37,7 @@ def build_requests(
             teacher=teacher_kind(spec),
             teacher_checkpoint=teacher_checkpoint if teacher_kind(spec) else None,
             teacher_seed=teacher_seed if teacher_kind(spec) else None,
+            pool_kd=pool_kd if teacher_kind(spec) else 0.0,
             **common,
         )
         for spec in systems

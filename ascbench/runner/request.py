@@ -19,6 +19,7 @@ def recorded_name(
     checkpoint: Path | None = None,
     teacher_checkpoint: Path | None = None,
     teacher_seed: int | None = None,
+    pool_kd: float = 0.0,
 ) -> str:
     """The name a run is recorded under: the system, the components switched off, and the user's
     weights it ran on.
@@ -30,12 +31,16 @@ def recorded_name(
     trained weights loaded with ``--checkpoint`` (``cp-mobile@weights-model-5e6f7a8b``), and for a
     teacher fine-tuned with one pinned seed for every run (``hubert-mobilenetv2@teacher-seed0``): by
     default each run fine-tunes its teacher with the run's own seed, and keeps the plain name.
+    A student that also distils on the unlabeled training pool (``--pool-kd 1``) trains on audio
+    outside the split: ``hubert-mobilenetv2@pool-kd1``.
     """
     name = system + (ABLATION_SEPARATOR + "+".join(sorted(ablate)) if ablate else "")
     if teacher_checkpoint is not None:
         name += f"{SOURCE_SEPARATOR}teacher-{checkpoint_label(teacher_checkpoint, '--teacher-checkpoint')}"
     if teacher_seed is not None:
         name += f"{SOURCE_SEPARATOR}teacher-seed{teacher_seed}"
+    if pool_kd > 0:
+        name += f"{SOURCE_SEPARATOR}pool-kd{pool_kd:g}"
     if checkpoint is not None:
         name += f"{SOURCE_SEPARATOR}weights-{checkpoint_label(checkpoint)}"
     return name
@@ -63,6 +68,9 @@ class RunRequest:
     """A local teacher (HF HuBERT directory or BEATs ``.pt``) instead of self-supervised pre-training."""
     teacher_seed: int | None = None
     """The teacher's fine-tuning seed; None: the run's own seed (each seed re-draws the teacher too)."""
+    pool_kd: float = 0.0
+    """Unlabeled training-pool clips per labelled clip that a distilled student also learns from
+    each epoch (teacher targets only); 0: the split's clips alone, as the DCASE rules ask."""
     ablate: frozenset[str] = frozenset()
     submissions: Path | None = None
     command: tuple[str, ...] = ()
@@ -83,7 +91,7 @@ class RunRequest:
 
     @property
     def recorded_system(self) -> str:
-        return recorded_name(self.system, self.ablate, self.checkpoint, self.teacher_checkpoint, self.teacher_seed)
+        return recorded_name(self.system, self.ablate, self.checkpoint, self.teacher_checkpoint, self.teacher_seed, self.pool_kd)
 
     def label(self) -> str:
         return f"{self.recorded_system} split{round(self.fraction * 100)} seed{self.seed}"

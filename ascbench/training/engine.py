@@ -53,6 +53,34 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+UNLABELED = -1
+"""Label of an unlabeled pool clip in a batch: losses that use labels must skip these rows."""
+
+
+@dataclass
+class UnlabeledPool:
+    """Clips without labels drawn into every epoch, for objectives that learn from a teacher alone.
+
+    Each epoch draws ``per_epoch`` of them afresh (from the data-order generator, so resuming
+    replays the draw), which spreads a large pool over a short run at a fixed cost per epoch.
+    """
+
+    rows: np.ndarray
+    devices: np.ndarray | None
+    per_epoch: int
+
+    def __post_init__(self) -> None:
+        self.rows = np.asarray(self.rows, dtype=np.int64)
+        if self.rows.ndim != 1 or len(self.rows) == 0:
+            raise ValueError(f"UnlabeledPool.rows must be a non-empty 1-D array, got shape {self.rows.shape}")
+        if not 0 < self.per_epoch <= len(self.rows):
+            raise ValueError(f"UnlabeledPool.per_epoch must be in 1..{len(self.rows)} (the pool's size), got {self.per_epoch}")
+        if self.devices is not None:
+            self.devices = np.asarray(self.devices).astype(str)
+            if self.devices.shape != self.rows.shape:
+                raise ValueError(f"UnlabeledPool has {len(self.rows)} rows but devices of shape {self.devices.shape}")
+
+
 @dataclass
 class TrainingData:
     """The training set as rows of a feature cache, with labels and recording devices."""
@@ -66,6 +94,8 @@ class TrainingData:
     """Recording device of each clip ("a", "b", ...); ADIR needs it (it filters device-a clips)."""
     waveforms: CachedFeatures | None = None
     """Cached waveforms of the same data set, for ADIR on the waveform (``adir_domain="waveform"``)."""
+    pool: UnlabeledPool | None = None
+    """Unlabeled clips added to every epoch (labelled :data:`UNLABELED` in batches); None: none."""
 
     def __post_init__(self) -> None:
         self.rows = np.asarray(self.rows, dtype=np.int64)
@@ -86,9 +116,32 @@ class TrainingData:
             )
         if self.labels.min() < 0:
             raise ValueError(f"TrainingData.labels must be class indices >= 0, found {int(self.labels.min())}")
+        if self.pool is not None:
+            if (self.devices is None) != (self.pool.devices is None):
+                raise ValueError("TrainingData: give recording devices for both the labelled clips and the pool, or for neither")
+            bad = (self.pool.rows < 0) | (self.pool.rows >= len(self.features))
+            if bad.any():
+                raise ValueError(f"UnlabeledPool.rows[{int(np.flatnonzero(bad)[0])}] is not a row of {self.features.path}")
 
     def __len__(self) -> int:
-        return len(self.rows)
+        """Clips per epoch: every labelled clip plus the pool's draw."""
+        return len(self.rows) + (self.pool.per_epoch if self.pool is not None else 0)
+
+    def epoch(self, order: torch.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """This epoch's (rows, labels, devices) in training order.
+
+        Without a pool this is one permutation of the labelled clips (the order every earlier
+        release drew); with one, the pool's draw is appended before the shuffle.
+        """
+        rows, labels, devices = self.rows, self.labels, self.devices
+        if self.pool is not None:
+            drawn = torch.randperm(len(self.pool.rows), generator=order).numpy()[: self.pool.per_epoch]
+            rows = np.concatenate([rows, self.pool.rows[drawn]])
+            labels = np.concatenate([labels, np.full(len(drawn), UNLABELED, dtype=np.int64)])
+            if devices is not None:
+                devices = np.concatenate([devices, self.pool.devices[drawn]])
+        permutation = torch.randperm(len(rows), generator=order).numpy()
+        return rows[permutation], labels[permutation], devices[permutation] if devices is not None else None
 
 
 @dataclass(frozen=True)
@@ -212,6 +265,8 @@ def train(
     started = time.perf_counter()
     workdir = Path(workdir)
     device = resolve_device(device)
+    if loss_fn is None and data.pool is not None:
+        raise ValueError("train: unlabeled pool clips need a loss_fn that learns from them (cross-entropy alone cannot)")
     loss_fn = loss_fn or cross_entropy_loss(config.label_smoothing)
     seed_everything(seed)
     fingerprint = _fingerprint(model, data, config, seed, loss_fn)
@@ -337,16 +392,16 @@ def _train_epoch(
 ) -> list[float]:
     """One (possibly truncated) epoch of ``n_steps`` optimizer steps; returns the batch losses."""
     model.train()
-    permutation = torch.randperm(len(data), generator=order).numpy()
+    epoch_rows, epoch_labels, epoch_devices = data.epoch(order)
     pending: list[torch.Tensor] = []  # losses not yet read back (reading syncs a GPU)
     losses: list[float] = []
     tick, seen = time.perf_counter(), 0
     for i in range(n_steps):
-        index = permutation[i * config.batch_size : (i + 1) * config.batch_size]
-        rows = data.rows[index]
-        devices = data.devices[index] if data.devices is not None else None
+        batch = slice(i * config.batch_size, (i + 1) * config.batch_size)
+        rows = epoch_rows[batch]
+        devices = epoch_devices[batch] if epoch_devices is not None else None
         inputs = pipeline.train_inputs(rows, devices, augment_rng)
-        labels = torch.from_numpy(data.labels[index]).to(device, non_blocking=True)
+        labels = torch.from_numpy(epoch_labels[batch]).to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
             loss = loss_fn(model, inputs, labels, torch.from_numpy(rows), first_step + i)
         optimizer.zero_grad(set_to_none=True)
@@ -355,7 +410,7 @@ def _train_epoch(
         scaler.update()
         scheduler.step()
         pending.append(loss.detach())
-        seen += len(index)
+        seen += len(rows)
         if (i + 1) % config.log_every == 0 or i + 1 == n_steps:
             values = torch.stack(pending).float().cpu().tolist()
             for offset, value in enumerate(values):
@@ -411,6 +466,9 @@ def _fingerprint(model: nn.Module, data: TrainingData, config: TrainConfig, seed
     for array in (data.rows, data.labels):
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(("\n".join(data.devices) if data.devices is not None else "").encode())
+    if data.pool is not None:  # absent from the digest otherwise: earlier checkpoints stay resumable
+        digest.update(f"pool={data.pool.per_epoch}".encode())
+        digest.update(np.ascontiguousarray(data.pool.rows).tobytes())
     digest.update(type(model).__qualname__.encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
