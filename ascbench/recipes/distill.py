@@ -208,11 +208,12 @@ def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float) ->
     """``data`` plus the split's unlabeled training-pool clips, ``ratio`` of them per labelled clip
     in each epoch (``ascbench run --pool-kd``).
 
-    Why: a teacher pre-trained on the pool knows more than the labelled clips show, yet a student
-    that meets its outputs on those clips alone only re-learns labels it already fits. The pool
+    Why: to test whether a teacher pre-trained on the pool knows more than the labelled clips
+    show, which a student meeting its outputs on those clips alone could never learn. The pool
     clips carry the teacher's targets (every KD and alignment term) and no cross-entropy. It is
     development audio outside the split, which the DCASE rules do not allow: opt-in only, and the
-    run is recorded under its own name.
+    run is recorded under its own name. (On synth-tau22 it adds nothing over the same number of
+    steps on the split alone; see the README.)
     """
     if not teacher_signal_left(ctx.ablate):
         raise ValueError("--pool-kd: every teacher term is switched off, so the unlabeled pool clips would teach nothing")
