@@ -2,7 +2,7 @@
 
 A ``--pool-kd R`` run trains on (1 + R) times as many clips per epoch as the plain run, so it also
 takes (1 + R) times the optimizer steps -- and at the 5 % split the ``quick`` profile's 20 epochs
-are only 60 steps. This script trains the named systems on the split's labelled clips alone with
+were only 60 steps (before ``quick`` had a step floor). This script trains the named systems on the split's labelled clips alone with
 the profile's ``epochs`` set to ``--epochs``, through the ordinary runner (same teacher stages,
 same evaluation), and records each run under ``SYSTEM@epochsN`` in the same home, so that
 ``ascbench leaderboard --systems ...`` compares it, paired, with the plain and the pool runs::
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # before the registry imports the baselines: their recipes read the profile when registered
     base = training_config.get_profile(args.profile)
-    training_config.PROFILES[args.profile] = dataclasses.replace(base, epochs=args.epochs)
+    # exactly N epochs: the profile's step floor (min_steps) would raise them on a small split
+    training_config.PROFILES[args.profile] = dataclasses.replace(base, epochs=args.epochs, min_steps=None)
 
     from ascbench.runner.grid import run_grid, teacher_kind
     from ascbench.systems.registry import discover

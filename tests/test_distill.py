@@ -29,6 +29,8 @@ from ascbench.distill import (
 from ascbench.distill.losses import resample_frames
 from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, fake_quantize, has_fake_quant
 from ascbench.distill.routing import Routing
+from ascbench.recipes.distill import split_stages
+from ascbench.training import get_profile
 from baselines.mobilenetv2_student import mobilenetv2_student
 
 @pytest.fixture(autouse=True)
@@ -241,6 +243,16 @@ def test_config_ablation_and_qat_schedule() -> None:
         DistillConfig(hier_target="max")
     with pytest.raises(ValueError, match="t_min"):
         DistillConfig(t_min=0)
+
+
+def test_two_stages_share_one_step_floor() -> None:
+    quick = get_profile("quick").replace(min_steps=250)
+    first, second = split_stages(quick, 170, 0.3)  # 3 steps per epoch: 84 epochs in all
+    assert (first.epochs, second.epochs) == (25, 59)
+    assert first.min_steps is None and second.min_steps is None  # neither stage sizes itself again
+    assert split_stages(quick, 170, 0.0) == (None, quick.sized_for(170))
+    first, second = split_stages(quick, 830, 0.3)  # 20 epochs already meet the floor
+    assert (first.epochs, second.epochs) == (6, 14)
 
 
 # --- the student under the full objective -----------------------------------------------------

@@ -190,3 +190,13 @@ def test_finetuning_does_not_depend_on_numpy_global_state(tmp_path):
         finetune_teacher(classifier, features, np.arange(32), labels, config, seed=0, progress=False)
         weights.append(torch.cat([p.detach().flatten() for p in classifier.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_finetuning_meets_the_step_floor_on_a_small_split(tmp_path):
+    clips, labels = tone_clips(32, seed=5)
+    features = waves(clips, tmp_path)
+    history: list[dict] = []
+    config = FinetuneConfig(epochs=1, batch_size=8, roll_max=0.0, min_steps=10)  # 4 steps per epoch
+    classifier = TeacherClassifier(HubertTeacher(tiny_model(seed=0)), num_classes=4)
+    finetune_teacher(classifier, features, np.arange(32), labels, config, seed=0, progress=False, history=history)
+    assert [h["epoch"] for h in history] == [1, 2, 3]

@@ -177,6 +177,27 @@ def test_custom_loss_sees_rows_and_steps_and_max_steps_caps_training(tmp_path: P
     assert result.steps == 4 and result.epochs == 2
 
 
+def test_a_step_floor_sizes_the_epochs_to_the_training_set() -> None:
+    floored = FAST.replace(epochs=20, batch_size=64, min_steps=250)
+    assert floored.sized_for(170).epochs == 84  # 3 steps per epoch: 84 epochs are 252 steps
+    assert floored.sized_for(830).epochs == 20  # 13 per epoch: 20 epochs already make 260
+    sized = floored.sized_for(170)
+    assert sized.min_steps is None and sized.sized_for(170) == sized  # sizing twice changes nothing
+    assert FAST.sized_for(10) is FAST  # no floor: as given
+    with pytest.raises(ValueError, match="min_steps must be >= 1"):
+        TrainConfig(min_steps=0)
+    assert get_profile("quick").min_steps is not None
+
+
+def test_training_meets_the_step_floor_and_max_steps_still_caps_it(tmp_path: Path) -> None:
+    data = learnable_data(tmp_path, n=40)  # 3 steps per epoch at batch 16
+    result = train(tiny_model(), data, FAST.replace(epochs=1, min_steps=7), tmp_path / "floor", seed=0, device="cpu", progress=False)
+    assert (result.epochs, result.steps, len(result.history)) == (3, 9, 3)
+    capped = FAST.replace(epochs=1, min_steps=7, max_steps=5)
+    result = train(tiny_model(), data, capped, tmp_path / "capped", seed=0, device="cpu", progress=False)
+    assert (result.epochs, result.steps) == (2, 5)
+
+
 class WaveNet(nn.Module):
     """A waveform classifier: strided 1-D convs and pooling."""
 

@@ -159,7 +159,7 @@ class DistillRecipe:
         if data.pool is not None:
             notes["pool_kd"] = {"ratio": pool_kd, "pool_clips": len(data.pool.rows), "per_epoch": data.pool.per_epoch}
 
-        stage1_config, stage2_config = _split_epochs(train_config, config.stage1_fraction if config.two_stage and distill.front else 0.0)
+        stage1_config, stage2_config = split_stages(train_config, len(data), config.stage1_fraction if config.two_stage and distill.front else 0.0)
         front_module = None
         if stage1_config is not None:
             objective = DistillObjective(
@@ -231,8 +231,13 @@ def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float) ->
     return dataclasses.replace(data, pool=pool)
 
 
-def _split_epochs(config: TrainConfig, stage1_fraction: float) -> tuple[TrainConfig | None, TrainConfig]:
-    """Stage 1 and stage 2 configs sharing the profile's epochs (and step cap)."""
+def split_stages(config: TrainConfig, clips_per_epoch: int, stage1_fraction: float) -> tuple[TrainConfig | None, TrainConfig]:
+    """Stage 1 and stage 2 configs sharing the profile's epochs (and step cap).
+
+    The run is sized for its training set first, so a step floor (``min_steps``) covers both
+    stages together, as it does a one-stage student's run: H_M trains no more steps than the
+    students it is compared with."""
+    config = config.sized_for(clips_per_epoch)
     if stage1_fraction <= 0:
         return None, config
     first = max(1, round(config.epochs * stage1_fraction))
@@ -306,10 +311,15 @@ def teacher_profiles(
     make_teacher: Callable[[str], TeacherConfig], smoke_pretrain: dict, quick_pretrain: dict | None = None
 ) -> dict[str, TeacherConfig]:
     """Teacher configs per profile: the small teacher at ``quick`` (its pre-training cut by
-    ``quick_pretrain`` so that a whole CPU run stays in minutes), a base-size one at ``dcase``
-    (for a GPU), and at ``smoke`` the small one with its loops cut to a few steps."""
+    ``quick_pretrain`` so that a whole CPU run stays in minutes, its fine-tuning held to the
+    students' step floor so that a small split does not under-train it either), a base-size one at
+    ``dcase`` (for a GPU), and at ``smoke`` the small one with its loops cut to a few steps."""
     small = make_teacher("small")
-    quick = dataclasses.replace(small, pretrain=dataclasses.replace(small.pretrain, **(quick_pretrain or {})))
+    quick = dataclasses.replace(
+        small,
+        pretrain=dataclasses.replace(small.pretrain, **(quick_pretrain or {})),
+        finetune=dataclasses.replace(small.finetune, min_steps=get_profile("quick").min_steps),
+    )
     smoke = dataclasses.replace(
         small,
         pretrain=dataclasses.replace(small.pretrain, **smoke_pretrain),

@@ -26,6 +26,7 @@ from torch import nn
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.teachers.base import TeacherClassifier
+from ascbench.training.config import epochs_for_min_steps
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class FinetuneConfig:
     fms_alpha: float = 0.3
     max_steps: int | None = None
     """Cap on optimiser steps (smoke tests); None = ``epochs`` full passes."""
+    min_steps: int | None = None
+    """Floor on optimiser steps: on a small split the epochs grow until they make this many
+    (``TrainConfig.min_steps``, the same floor as the students'); None = ``epochs`` as given."""
 
 
 FINETUNE_REVISION = 3
@@ -110,7 +114,8 @@ def finetune_teacher(
         loss = loss + config.layer_loss_weight * nn.functional.cross_entropy(layer_logits.flatten(0, 1), y.repeat_interleave(layers))
         return loss, (logits.argmax(-1) == y).float().mean()
 
-    epochs = fit_loop(loss_fn, len(rows), groups, config.epochs, config.batch_size, config.weight_decay,
+    n_epochs = epochs_for_min_steps(config.epochs, len(rows), config.batch_size, config.min_steps)
+    epochs = fit_loop(loss_fn, len(rows), groups, n_epochs, config.batch_size, config.weight_decay,
                       config.warmup_fraction, config.grad_clip, config.max_steps, seed, progress, "teacher fine-tuning")
     if history is not None:
         history.extend(epochs)

@@ -268,6 +268,7 @@ def train(
     if loss_fn is None and data.pool is not None:
         raise ValueError("train: unlabeled pool clips need a loss_fn that learns from them (cross-entropy alone cannot)")
     loss_fn = loss_fn or cross_entropy_loss(config.label_smoothing)
+    config = config.sized_for(len(data))
     seed_everything(seed)
     fingerprint = _fingerprint(model, data, config, seed, loss_fn)
 
@@ -451,8 +452,10 @@ def _cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: in
     return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
-_NOT_FINGERPRINTED = ("log_every", "checkpoint_every", "reuse_freed_memory")
-"""Config fields that cannot change a run's weights: a checkpoint resumes across them."""
+_NOT_FINGERPRINTED = ("log_every", "checkpoint_every", "reuse_freed_memory", "min_steps")
+"""Config fields that cannot change a run's weights: a checkpoint resumes across them.
+(``min_steps`` can, but only through the epochs it sets, which are fingerprinted: the config is
+sized before it is fingerprinted, and leaving the field out keeps older checkpoints resumable.)"""
 
 
 def _fingerprint(model: nn.Module, data: TrainingData, config: TrainConfig, seed: int, loss_fn: LossFn) -> str:
