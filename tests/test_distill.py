@@ -331,7 +331,9 @@ def test_unlabeled_clips_learn_from_the_teacher_alone() -> None:
     logits = torch.randn(6, 10, requires_grad=True)
     labels = torch.tensor([3, -1, 7, -1, -1, 0])
     teacher = torch.randn(6, 10)
-    objective = DistillObjective(DistillConfig(front=False, hier=False))
+    with pytest.raises(IndexError, match="out of bounds"):  # without the pool flag a negative label is a bug
+        DistillObjective(DistillConfig(front=False, hier=False))(logits, labels, temperature=2.0, teacher_logits=teacher)
+    objective = DistillObjective(DistillConfig(front=False, hier=False), unlabeled=True)
     terms = objective(logits, labels, temperature=2.0, teacher_logits=teacher)
     labelled = labels >= 0
     assert terms.ce.item() == pytest.approx(nn.functional.cross_entropy(logits[labelled], labels[labelled]).item())
@@ -341,6 +343,8 @@ def test_unlabeled_clips_learn_from_the_teacher_alone() -> None:
     assert pool_only.ce.item() == 0.0 and math.isfinite(pool_only.total.item())
     pool_only.total.backward()
     assert logits.grad is not None and logits.grad.abs().sum() > 0
+    labelled_only = objective(logits, labels.clamp(min=0), temperature=2.0, teacher_logits=teacher)
+    assert labelled_only.ce.item() == pytest.approx(nn.functional.cross_entropy(logits, labels.clamp(min=0)).item())
 
 
 # --- eq. 18: quantization-aware training ------------------------------------------------------

@@ -220,13 +220,13 @@ class HierarchicalKD(nn.Module):
 
 def labelled_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean CE over the batch's labelled clips; unlabeled pool clips (label < 0) learn from the
-    teacher terms alone. A batch without any labelled clip gives 0 (not the NaN of an empty mean)."""
+    teacher terms alone. A batch without any labelled clip gives 0 (not the NaN of an empty mean).
+
+    A masked mean rather than a branch on the mask: deciding on a GPU tensor's value would stop
+    the host for every batch."""
     labelled = labels >= 0
-    if bool(labelled.all()):
-        return F.cross_entropy(logits, labels)
-    if not bool(labelled.any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits[labelled], labels[labelled])
+    per_clip = F.cross_entropy(logits, labels.clamp(min=0), reduction="none")
+    return (per_clip * labelled).sum() / labelled.sum().clamp(min=1)
 
 
 def total_loss(
@@ -278,9 +278,14 @@ class DistillObjective(nn.Module):
         student_front_channels: int | None = None,
         stage_channels: Sequence[int] = (),
         routing: Routing | None = None,
+        unlabeled: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
+        self.unlabeled = unlabeled
+        """Batches may hold unlabeled pool clips (label < 0, ``--pool-kd``): cross-entropy is then
+        their masked mean (:func:`labelled_cross_entropy`); otherwise plain cross-entropy, which
+        rejects a negative label."""
         self.front: FrontAlignment | None = None
         self.hier: HierarchicalKD | None = None
         self.routing = routing
@@ -307,7 +312,7 @@ class DistillObjective(nn.Module):
         student_front: torch.Tensor | None = None,
     ) -> LossTerms:
         """Loss terms for one batch; teacher tensors are the cached per-clip teacher outputs."""
-        ce = labelled_cross_entropy(logits, labels)
+        ce = labelled_cross_entropy(logits, labels) if self.unlabeled else F.cross_entropy(logits, labels)
         kd_terms = []
         if self.config.final_kd:
             if teacher_logits is None:

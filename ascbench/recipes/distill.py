@@ -166,6 +166,7 @@ class DistillRecipe:
                 dataclasses.replace(distill, hier=False, final_kd=False),
                 teacher_front_dim=stage.cnn_dim,
                 student_front_channels=tap_channels(model, [front_tap], shape)[0],
+                unlabeled=data.pool is not None,
             )
             wrapper = StudentWithObjective(model, objective)
             started = time.perf_counter()
@@ -184,6 +185,7 @@ class DistillRecipe:
             student_front_channels=tap_channels(model, [front_tap], shape)[0] if distill.front else None,
             stage_channels=tap_channels(model, stage_taps, shape) if distill.hier else (),
             routing=routing,
+            unlabeled=data.pool is not None,
         )
         if front_module is not None:
             objective.front = front_module  # W_p keeps what stage 1 learned
