@@ -6,7 +6,7 @@ value that shaped a run.
 
 - ``smoke``: a handful of optimizer steps, for tests and for checking that a pipeline runs.
 - ``quick``: the CPU default. Sized for CP-Mobile on ``synth-tau22`` small at fraction 0.25
-  (830 labelled clips): 20 epochs of batch 64 are 260 steps, 1-2 minutes on two cores. Smaller
+  (800 labelled clips): 20 epochs of batch 64 are 260 steps, 1-2 minutes on two cores. Smaller
   splits train at least as many steps (``min_steps``), so the 5 % split trains 84 epochs, not 20.
 - ``dcase``: the official DCASE 2024 Task 1 baseline recipe (150 epochs, batch 256, AdamW
   lr 0.005 and weight decay 1e-4, 2,000 warm-up steps then cosine decay, Freq-MixStyle p 0.4
