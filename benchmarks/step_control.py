@@ -2,10 +2,11 @@
 
 A ``--pool-kd R`` run trains on (1 + R) times as many clips per epoch as the plain run, so it also
 takes (1 + R) times the optimizer steps -- and at the 5 % split the ``quick`` profile's 20 epochs
-were only 60 steps (before ``quick`` had a step floor). This script trains the named systems on the split's labelled clips alone with
-the profile's ``epochs`` set to ``--epochs``, through the ordinary runner (same teacher stages,
-same evaluation), and records each run under ``SYSTEM@epochsN`` in the same home, so that
-``ascbench leaderboard --systems ...`` compares it, paired, with the plain and the pool runs::
+were only 60 steps (before it had a step floor). This script trains the named systems on the
+split's labelled clips alone for exactly ``--epochs`` epochs (the floor switched off), through the
+ordinary runner (same teacher stages, same evaluation), and records each run under
+``SYSTEM@epochsN`` in the same home, so that ``ascbench leaderboard --systems ...`` compares it,
+paired, with the plain and the pool runs::
 
     python benchmarks/step_control.py --home HOME --models mobilenetv2,beats-mobilenetv2 \\
         --fraction 0.05 --seeds 0,1,2 --epochs 100
