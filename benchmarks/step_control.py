@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # before the registry imports the baselines: their recipes read the profile when registered
     base = training_config.get_profile(args.profile)
-    # exactly N epochs: the profile's step floor (min_steps) would raise them on a small split
+    # exactly N epochs: the profile's step floor (min_steps) would raise them on a small split.
+    # The teachers' fine-tuning keeps its floor (QUICK_MIN_STEPS), so their stages are the plain runs'.
     training_config.PROFILES[args.profile] = dataclasses.replace(base, epochs=args.epochs, min_steps=None)
 
     from ascbench.runner.grid import run_grid, teacher_kind

@@ -255,6 +255,22 @@ def test_two_stages_share_one_step_floor() -> None:
     assert (first.epochs, second.epochs) == (6, 14)
 
 
+def test_students_profile_changes_leave_the_teachers_step_floor() -> None:
+    """benchmarks/step_control.py switches the students' floor off in PROFILES; the teachers'
+    fine-tuning floor is a constant of its own, so their cached stages stay the plain runs'."""
+    from ascbench.recipes.distill import teacher_profiles
+    from ascbench.training import config as training_config
+    from baselines.hubert_mobilenetv2 import hubert_teacher
+
+    saved = training_config.PROFILES["quick"]
+    try:
+        training_config.PROFILES["quick"] = saved.replace(min_steps=None)
+        teachers = teacher_profiles(hubert_teacher, smoke_pretrain={"max_steps": 2})
+    finally:
+        training_config.PROFILES["quick"] = saved
+    assert teachers["quick"].finetune.min_steps == saved.min_steps
+
+
 # --- the student under the full objective -----------------------------------------------------
 
 

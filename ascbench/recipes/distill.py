@@ -50,6 +50,7 @@ from ascbench.recipes.supervised import training_data, training_notes
 from ascbench.recipes.teachers import TeacherConfig, TeacherStage, prepare_teacher
 from ascbench.systems.registry import model_input_shape
 from ascbench.training import EpochEnd, TrainConfig, TrainingData, UnlabeledPool, get_profile, train
+from ascbench.training.config import QUICK_MIN_STEPS
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,7 @@ def teacher_profiles(
     quick = dataclasses.replace(
         small,
         pretrain=dataclasses.replace(small.pretrain, **(quick_pretrain or {})),
-        finetune=dataclasses.replace(small.finetune, min_steps=get_profile("quick").min_steps),
+        finetune=dataclasses.replace(small.finetune, min_steps=QUICK_MIN_STEPS),
     )
     smoke = dataclasses.replace(
         small,
