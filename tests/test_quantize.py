@@ -183,3 +183,14 @@ def test_qat_trains_converts_and_saves(tmp_path):
     with torch.no_grad():
         agreement = (load_int8(artifact.path)(x[32:]).argmax(1) == fake_quant_classes).float().mean().item()
     assert agreement >= 0.8
+
+
+def test_a_grid_of_runs_in_one_process_keeps_quantizing(tmp_path) -> None:
+    """Nine models of one class, as a grid of runs of a plugin's ``nn.Sequential`` makes: strict
+    export's dynamo cache used to fill at the eighth and fail every capture after it."""
+    x = torch.randn(8, 1, 32, 33)
+    for i in range(9):
+        torch.manual_seed(i)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)).eval()
+        artifact = quantize_int8(model, x, tmp_path / f"run{i}")
+        assert artifact.int8_params > 0 and artifact.path.is_file()
