@@ -83,6 +83,16 @@ def grid(tmp_path_factory):
     ]
 
 
+def differences(got: object, want: object, path: str = "") -> dict[str, tuple[object, object]]:
+    """Leaf values that differ between two records' dicts, by dotted path: a readable failure."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        out: dict[str, tuple[object, object]] = {}
+        for key in sorted(set(got) | set(want), key=str):
+            out.update(differences(got.get(key), want.get(key), f"{path}.{key}" if path else str(key)))
+        return out
+    return {} if got == want else {path: (got, want)}
+
+
 def comparable(record) -> dict:
     """What must not depend on the executor: key, metrics, complexity, system, config (not times, hosts)."""
     data = record.to_json_dict()
@@ -116,13 +126,14 @@ def test_ray_grid_records_equal_local_ones_and_resume(grid, tmp_path):
         remote = run_with_ray(requests, cpus_per_run=1, progress=False)
         assert [o.error for o in remote] == [None] * 4
         assert [o.request.label() for o in remote] == [r.label() for r in grid]
-        assert [comparable(o.record) for o in remote] == local
+        for outcome, expected in zip(remote, local):
+            assert differences(comparable(outcome.record), expected) == {}, outcome.request.label()
 
         # an unfinished run (no record, e.g. its node died) is the only one run again
         remote[2].record_path.unlink()
         again = run_with_ray(requests, cpus_per_run=1, progress=False)
         assert [o.skipped for o in again] == [True, True, False, True]
-        assert comparable(again[2].record) == local[2]
+        assert differences(comparable(again[2].record), local[2]) == {}
         assert len(list(ResultsStore(home).iter_records())) == 4
     finally:
         ray.shutdown()
