@@ -105,10 +105,10 @@ def _capture(model: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
     """Strict export with a dynamic batch (strict: the quantizer needs ``source_fn_stack``)."""
     if example.dim() < 2 or example.shape[0] < 2:
         raise QuantizationError(f"example input must hold at least 2 clips (a batch), got shape {list(example.shape)}")
-    # Strict export runs dynamo, whose per-frame cache keeps an entry for every model exported in
-    # this process, dead or alive; at the 9th model of one class (a plugin's nn.Sequential, in a
-    # grid of runs) it hits ``recompile_limit`` and every later capture fails. Each capture is a
-    # one-off, so it starts from an empty cache.
+    # Strict export runs dynamo. For an nn.Sequential (a common plugin model) its cache kept one
+    # entry per model exported in this process, dead or alive, and the 9th capture of a grid hit
+    # ``recompile_limit``, failing every capture after it (timm's and CP-Mobile's classes did not,
+    # over 11). Each capture is a one-off, so it starts from an empty cache.
     torch.compiler.reset()
     try:
         with _quiet():
