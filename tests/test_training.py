@@ -276,3 +276,28 @@ def test_an_unlabeled_pool_needs_a_loss_that_uses_it(tmp_path: Path) -> None:
         TrainingData(data.features, np.arange(16), data.labels[:16], data.devices[:16], pool=UnlabeledPool(np.arange(16, 24), None, 4))
     with pytest.raises(ValueError, match="UnlabeledPool.rows\\[0\\] is not a row"):
         TrainingData(data.features, np.arange(16), data.labels[:16], pool=UnlabeledPool(np.array([99]), None, 1))
+
+
+def test_training_keeps_the_thread_budget_its_caller_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``num_threads=None`` trains with the process's torch thread count, capped at its cores: a
+    Ray task that reserved one CPU sets one thread, and training must not take every core."""
+    from ascbench.training import engine
+
+    seen: list[int] = []
+
+    def loss(m: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, step: int) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return F.cross_entropy(m(inputs), labels)
+
+    monkeypatch.setattr(engine, "available_cores", lambda: 4)  # as on a four-core machine
+    before = torch.get_num_threads()
+    try:
+        for caller, num_threads, expected in ((1, None, 1), (3, None, 3), (8, None, 4), (1, 2, 2)):
+            torch.set_num_threads(caller)
+            config = FAST.replace(num_threads=num_threads, max_steps=1)
+            train(tiny_model(), learnable_data(tmp_path), config, tmp_path / f"run{caller}-{num_threads}", seed=0, device="cpu",
+                  progress=False, loss_fn=loss)  # fmt: skip
+            assert seen[-1] == expected, (caller, num_threads)
+            assert torch.get_num_threads() == caller  # restored after training
+    finally:
+        torch.set_num_threads(before)

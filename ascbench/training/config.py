@@ -69,7 +69,8 @@ class TrainConfig:
     # how it runs: fields that change speed, not what is learnt (amp, channels_last and compile
     # change the rounding, so runs differ in the last bits)
     num_threads: int | None = None
-    """torch CPU threads; None: every core this process may use.
+    """torch CPU threads; None: the process's torch thread count (one per core unless the caller,
+    e.g. a Ray task with its CPU reservation, set fewer), capped at the cores it may use.
 
     On a machine whose cores other processes also want, fewer threads can be faster: on the
     project's shared two-core machine one thread trained CP-Mobile at ~127 clips/s and two at

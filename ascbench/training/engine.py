@@ -479,11 +479,22 @@ def _fingerprint(model: nn.Module, data: TrainingData, config: TrainConfig, seed
     return digest.hexdigest()
 
 
+def training_threads(n: int | None) -> int:
+    """The torch CPU threads a training call uses: ``n``, or else the process's own thread count
+    (``torch.set_num_threads``; torch starts with one per core) capped at the cores it may run on.
+
+    Honouring a lower count the caller set is what keeps a budget: a Ray task that reserved one
+    CPU sets one thread, and training with every core instead put two spinning OpenMP threads per
+    run on a two-core machine, 3-5x slower per run with two runs side by side.
+    """
+    return n or max(1, min(available_cores(), torch.get_num_threads()))
+
+
 @contextlib.contextmanager
 def _threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch CPU threads (None: every available core), restoring the old count after."""
+    """Run with :func:`training_threads` torch CPU threads, restoring the old count after."""
     before = torch.get_num_threads()
-    torch.set_num_threads(n or available_cores())
+    torch.set_num_threads(training_threads(n))
     try:
         yield
     finally:
