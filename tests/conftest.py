@@ -21,10 +21,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 def pytest_configure(config: pytest.Config) -> None:
     """Give each xdist worker a core of its own.
 
-    The engine trains with as many torch threads as the process has cores (its affinity mask).
-    Two workers with two spinning OpenMP threads each on a two-core machine would take turns at
-    both cores; pinned, each computes on one and the suite's Python-bound parts (torch.export,
-    data generation) run side by side.
+    The engine trains with at most as many torch threads as the process has cores (its affinity
+    mask). Two workers with two spinning OpenMP threads each on a two-core machine would take
+    turns at both cores; pinned, each computes on one and the suite's Python-bound parts
+    (torch.export, data generation) run side by side.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
