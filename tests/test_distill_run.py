@@ -8,7 +8,6 @@ local HF-format HuBERT folder recorded as runs of its own.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ascbench.cli.main import app
 from ascbench.runner.grid import build_requests
 from ascbench.systems.registry import discover
 from ascbench.teachers.hubert import build_hubert, hubert_config, save_hubert
-from distill_cli import STUDENT_PARAMS, flat, records, run_cli, runner, stage_outputs
+from distill_cli import STUDENT_PARAMS, check_first_distilled_record, flat, records, run_cli, runner, stage_outputs
 
 
 @pytest.fixture(scope="module")
@@ -41,22 +40,11 @@ def hubert_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_hubert_student_records_its_teacher_routing_and_int8_model(home: Path) -> None:
     record = records(home)["hubert-mobilenetv2"]
-    notes, complexity = record["notes"], record["complexity"]
-    assert notes["teacher"] == "hubert-small" and notes["teacher_reused"] == {"pretrain": False, "finetune": False}
-    assert 0.0 <= notes["teacher_test_accuracy"] <= 1.0
-    manifest = json.loads((home / "teachers" / notes["teacher_stage"] / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["info"]["source"].startswith("hubert-small-pretrain-")
-    # the deployable student only: training-time heads and projections are not counted
-    assert complexity["params"] == STUDENT_PARAMS and complexity["macs"] <= 30_000_000
-    assert (home / record["artifacts"]["int8"]).stat().st_size == complexity["int8_artifact_bytes"]
-    assert complexity["int8_agreement"] is not None
-    assert {"teacher_pretrain_s", "teacher_finetune_s", "stage1_align_s", "stage2_kd_s"} <= set(record["timings"])
-    routing = notes["routing"]
+    check_first_distilled_record(home, record, "hubert-small")
+    assert "stage1_align_s" in record["timings"]  # the paper's first stage: front-end alignment
+    routing = record["notes"]["routing"]
     assert len(routing["taps"]) == len(routing["layers"]) >= 2
     assert all(len(set(layers)) == 3 for layers in routing["layers"])  # top-3 of HuBERT-small's 4 layers
-    # the teacher outputs distillation read cover every clip of the data set
-    logits = np.load(stage_outputs(home, record) / "logits.npy", mmap_mode="r")
-    assert logits.shape[1] == 10 and np.isfinite(logits).all()
 
 
 def test_a_teacher_fine_tuned_after_a_cached_pretraining_is_the_same_teacher(home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
