@@ -88,6 +88,10 @@ def test_bad_fraction_and_unknown_system_are_clear_errors(tiny_synth_root: Path,
     assert bad.exit_code != 0 and "0.05, 0.1, 0.25, 0.5, 1.0" in bad.output
     unknown = runner.invoke(app, ["run", "--data", str(tiny_synth_root), "--models", "nope", "--home", str(tmp_path)])
     assert unknown.exit_code != 0 and "unknown system 'nope'" in unknown.output
+    # the user's text is printed as typed: brackets are not rich markup (a closing tag used to crash)
+    bracketed = runner.invoke(app, ["run", "--data", str(tiny_synth_root), "--models", "lab[/x],a[bold]", "--home", str(tmp_path)])
+    assert bracketed.exit_code == 2 and "unknown system 'lab[/x]'" in bracketed.output, bracketed.output
+    assert "'ascbench[ray]'" in "".join(runner.invoke(app, ["run", "--help"]).output.replace("│", "").split())
 
 
 def test_ablation_rows_are_runs_of_their_own_beside_the_full_system(tiny_synth_root: Path, tmp_path: Path, submissions: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 def _console(stderr: bool = False) -> Console:
     """A terminal gets its own width; a pipe or log file gets 160 columns (rich's default of 80
@@ -34,5 +35,5 @@ HomeOption = Annotated[
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error (no traceback: the user's input was wrong, not the program)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line: greppable, never re-wrapped
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line: greppable, never re-wrapped
     raise typer.Exit(code)

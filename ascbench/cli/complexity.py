@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from ascbench.cli.common import console, fail
@@ -108,7 +109,7 @@ def profile(
         _print_profile(data, top)
     if quant is not None and quant.error:
         if fmt == "table":
-            console.print(f"[bold red]int8 failed:[/] {quant.error}", highlight=False)
+            console.print(f"[bold red]int8 failed:[/] {escape(quant.error)}", highlight=False)
         raise typer.Exit(1)
 
 

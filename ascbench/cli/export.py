@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from ascbench.cli.common import HomeOption, console, err_console, fail
 
@@ -134,7 +135,7 @@ def dcase(
         result = export_dcase(
             system, out, info, spec=spec, home=home, data=data, profile=profile, seed=seed, eval_audio=eval_audio,
             weights=weights, batch_size=batch_size, device=_device(device), progress=not no_progress, console=err_console,
-            warn=lambda message: err_console.print(f"[yellow]warning:[/] {message}", highlight=False),
+            warn=lambda message: err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False),
         )
     except (ExportError, SubmissionConfigError, CheckpointError, AudioReadError, FileNotFoundError, ValueError) as error:
         fail(str(error))

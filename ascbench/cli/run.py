@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from ascbench.ablation import ABLATABLE
 from ascbench.cli.common import HomeOption, console, fail
@@ -59,7 +60,7 @@ def run(
     teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
     pool_kd: Annotated[float, typer.Option("--pool-kd", help=POOL_KD_HELP)] = 0.0,
     ablate: Annotated[Optional[str], typer.Option("--ablate", help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table).")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray task per run; pip install 'ascbench[ray]').")] = "local",
+    executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray task per run; pip install 'ascbench\\[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
     cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", help="Ray: CPUs requested by each run.")] = 1.0,
     gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", help="Ray: GPUs requested by each run.")] = 0.0,
@@ -88,7 +89,7 @@ def run(
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
     for problem in registry.problems:
-        console.print(f"[yellow]plugin problem:[/] {problem}")
+        console.print(f"[yellow]plugin problem:[/] {escape(problem)}", highlight=False)
     if checkpoint is not None and len(specs) != 1:
         fail("--checkpoint loads one system's weights: name exactly one system with --models")
     if checkpoint is not None and not checkpoint.is_file():

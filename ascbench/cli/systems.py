@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ascbench.cli.common import console
@@ -39,7 +40,7 @@ def systems(
         table.add_row(spec.name, spec.family, spec.paper_label or "", spec.frontend.name, params, macs, spec.reference, spec.origin)
     console.print(table)
     for problem in [*map(str, registry.problems), *broken]:
-        console.print(f"[yellow]plugin problem:[/] {problem}", highlight=False)
+        console.print(f"[yellow]plugin problem:[/] {escape(problem)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

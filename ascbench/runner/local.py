@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ascbench.runner.execute import execute_run
@@ -49,7 +50,7 @@ def run_local(
                 outcome = execute_run(request, registry=registry, progress=progress, log=console.print)
             except RECOVERABLE as error:
                 outcome = RunOutcome(request, None, None, error=f"{type(error).__name__}: {error}")
-                console.print(f"[red]run {request.label()} failed:[/] {outcome.error}")
+                console.print(f"[red]run {request.label()} failed:[/] {escape(outcome.error)}", highlight=False)
             if outcome.skipped:
                 console.print(f"[dim]{request.label()}: complete record found, skipped (--force reruns)[/]")
             outcomes.append(outcome)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ascbench.data.reader import load_dataset
@@ -159,7 +160,7 @@ def run_with_ray(
                 index = index_of[ready[0]]
                 outcomes[index] = _result(ray, ready[0], requests[index])
                 if outcomes[index].error:
-                    console.print(f"[red]run {requests[index].label()} failed:[/] {outcomes[index].error}")
+                    console.print(f"[red]run {requests[index].label()} failed:[/] {escape(outcomes[index].error)}", highlight=False)
                 bar.advance(bar_task)
     finally:
         if started_here:
