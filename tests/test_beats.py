@@ -26,6 +26,7 @@ from ascbench.teachers.beats import (
 )
 
 ATOL = 1e-5
+FBANK_MEAN, FBANK_STD = 15.41663, 6.55582
 
 
 def _fixture(name: str) -> Path:
@@ -43,18 +44,42 @@ def _max_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return (actual - expected).abs().max().item()
 
 
-def test_fbank_matches_official_preprocessing(io):
-    assert _max_error(KaldiFbank().compute(io["wav"], 16_000), io["fbank"]) < ATOL
+def official_fbank(wav: torch.Tensor) -> torch.Tensor:
+    """The official BEATs preprocessing, as its ``preprocess`` writes it: torchaudio's Kaldi fbank."""
+    import torchaudio.compliance.kaldi as kaldi
+
+    fbank = torch.stack([kaldi.fbank(w.unsqueeze(0) * 2**15, num_mel_bins=128, sample_frequency=16_000, frame_length=25, frame_shift=10) for w in wav])
+    return (fbank - FBANK_MEAN) / (2 * FBANK_STD)
+
+
+@pytest.fixture(scope="module")
+def drift(io) -> float:
+    """How far the official preprocessing itself lands from the fixture's fbank on this CPU.
+
+    0 on a CPU like the one that saved the fixture; 1.8e-5 on an AVX-512 Xeon, where the FFT
+    rounds differently. Outputs computed from the waveform carry it, so their tolerance adds it
+    (twice: measured, the network passes it on at most 1:1); everything else stays at 1e-5.
+    """
+    error = _max_error(official_fbank(io["wav"]), io["fbank"])
+    assert error < 1e-4, "the fixture's fbank is not the official preprocessing of its wav"
+    return error
+
+
+def test_fbank_matches_official_preprocessing(io, drift):
+    ours = KaldiFbank().compute(io["wav"], 16_000)
+    assert _max_error(ours, official_fbank(io["wav"])) < ATOL  # the official code on the same CPU
+    assert _max_error(ours, io["fbank"]) < ATOL + drift
+    assert _max_error(KaldiFbank().compute(io["wav_long"], 16_000), official_fbank(io["wav_long"])) < ATOL
 
 
 @torch.no_grad()
-def test_pretrained_checkpoint_reproduces_official_features(io):
+def test_pretrained_checkpoint_reproduces_official_features(io, drift):
     model, cfg = load_beats_checkpoint(_fixture("tiny_pretrained.pt"))
     assert not cfg.finetuned_model and model.predictor is None
     out = model(io["fbank"])
     assert out.features.shape == (2, 48, 64) and out.logits is None
     assert _max_error(out.features, io["pretrained_features"]) < ATOL
-    assert _max_error(model.extract_features(io["wav"]).features, io["pretrained_features"]) < ATOL
+    assert _max_error(model.extract_features(io["wav"]).features, io["pretrained_features"]) < ATOL + 2 * drift
 
 
 @torch.no_grad()
@@ -67,15 +92,15 @@ def test_finetuned_checkpoint_reproduces_official_probs(io):
 
 
 @torch.no_grad()
-def test_gated_relative_position_bias_reproduces_official_outputs(io):
+def test_gated_relative_position_bias_reproduces_official_outputs(io, drift):
     model, cfg = load_beats_checkpoint(_fixture("tiny_relpos_finetuned.pt"))
     assert cfg.relative_position_embedding and cfg.gru_rel_pos and cfg.deep_norm
     out = model(io["fbank"])
     assert _max_error(out.features, io["relpos_features"]) < ATOL
     assert _max_error(out.probs, io["relpos_finetuned_probs"]) < ATOL
     long = model.extract_features(io["wav_long"])  # 96 tokens: distances reach the log buckets
-    assert _max_error(long.features, io["relpos_features_long"]) < ATOL
-    assert _max_error(long.probs, io["relpos_finetuned_probs_long"]) < ATOL
+    assert _max_error(long.features, io["relpos_features_long"]) < ATOL + 2 * drift
+    assert _max_error(long.probs, io["relpos_finetuned_probs_long"]) < ATOL + 2 * drift
 
 
 @pytest.mark.parametrize("name", ["base_state_dict_shapes.json", "base_relpos_state_dict_shapes.json"])
