@@ -45,6 +45,7 @@ from torch import nn
 from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import KaldiFbank
 from ascbench.teachers.beats import BEATS_BASE_RELPOS, BEATs, BEATsConfig, beats_macs, count_parameters
+from ascbench.training.precision import autocast
 
 CHECKPOINT_FILE = "beats_pretrained.pt"
 """The pre-trained encoder in the official format, written to ``workdir`` at the end."""
@@ -217,6 +218,7 @@ def pretrain_beats(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    precision: torch.dtype | None = None,
 ) -> BEATs:
     """Pre-train a BEATs encoder on the clips ``rows`` of ``features`` (a :class:`KaldiFbank` cache).
 
@@ -224,7 +226,8 @@ def pretrain_beats(
     with the config, seed and per-epoch history), ``pretrain_log.json`` (the history), and, while
     running, ``pretrain_state.pt`` after every epoch: a run interrupted and restarted with the
     same data, config and seed resumes after its last finished epoch. Returns the encoder in eval
-    mode on ``device``.
+    mode on ``device``. ``precision``: the autocast dtype of the training steps (None: fp32; fp16
+    adds a gradient scaler).
     """
     if not isinstance(features.frontend, KaldiFbank):
         raise ValueError(f"BEATs pre-training needs KaldiFbank features; the cache {features.path} holds {features.frontend.key()}")
@@ -250,7 +253,7 @@ def pretrain_beats(
     history: list[dict] = []
     start_epoch = _resume(workdir / RESUME_FILE, identity, model, optimizer, schedule, history, device)
     mask_generator = torch.Generator().manual_seed(seed + 2)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
 
     with torch.enable_grad(), _progress(progress, "BEATs pre-training", total_steps, done=start_epoch * steps_per_epoch) as advance:
         for epoch in range(start_epoch, config.epochs):
@@ -262,12 +265,14 @@ def pretrain_beats(
                 fbank = features.batch(order[first : first + config.batch_size]).to(device, non_blocking=True)
                 labels = tokenizer(fbank)
                 mask = random_mask(*labels.shape, config.mask_ratio, mask_generator, device)
-                with amp:
+                with autocast(device, precision):
                     loss, accuracy = model.loss(fbank, labels, mask)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 schedule.step()
                 totals += (loss.item() * len(fbank), accuracy.item() * len(fbank), len(fbank))
                 advance(1)

@@ -27,6 +27,7 @@ from torch import nn
 from ascbench.features.cache import CachedFeatures
 from ascbench.teachers.base import TeacherClassifier
 from ascbench.training.config import epochs_for_min_steps
+from ascbench.training.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,13 @@ def finetune_teacher(
     device: torch.device | str = "cpu",
     progress: bool = True,
     history: list[dict] | None = None,
+    precision: torch.dtype | None = None,
 ) -> TeacherClassifier:
     """Train ``classifier`` (in place) on ``features`` rows ``rows`` with class ``labels``.
 
     ``features`` must be the cache of ``classifier.frontend``. Per-epoch loss and training
-    accuracy are appended to ``history`` when given. Returns the classifier in eval mode.
+    accuracy are appended to ``history`` when given. ``precision``: the autocast dtype (None:
+    fp32; :func:`ascbench.training.precision.resolve_precision`). Returns the classifier in eval mode.
     """
     if features.frontend.key() != classifier.frontend.key():
         raise ValueError(f"the teacher takes {classifier.frontend.name!r} features, got {features.frontend.name!r}")
@@ -109,6 +112,7 @@ def finetune_teacher(
         x = augment(features.batch(rows[index]), config, generator).to(device)
         y = labels_t[index].to(device)
         logits, _, layer_logits = classifier(x)
+        logits, layer_logits = logits.float(), layer_logits.float()
         layers = layer_logits.shape[1]
         loss = nn.functional.cross_entropy(logits, y)
         loss = loss + config.layer_loss_weight * nn.functional.cross_entropy(layer_logits.flatten(0, 1), y.repeat_interleave(layers))
@@ -116,7 +120,8 @@ def finetune_teacher(
 
     n_epochs = epochs_for_min_steps(config.epochs, len(rows), config.batch_size, config.min_steps)
     epochs = fit_loop(loss_fn, len(rows), groups, n_epochs, config.batch_size, config.weight_decay,
-                      config.warmup_fraction, config.grad_clip, config.max_steps, seed, progress, "teacher fine-tuning")
+                      config.warmup_fraction, config.grad_clip, config.max_steps, seed, progress, "teacher fine-tuning",
+                      device, precision)
     if history is not None:
         history.extend(epochs)
     return classifier.eval()
@@ -154,6 +159,7 @@ def teacher_outputs(
     device: torch.device | str = "cpu",
     cnn_steps: int = 25,
     progress: bool = False,
+    precision: torch.dtype | None = None,
 ) -> dict[str, np.ndarray]:
     """What distillation needs from the teacher for each clip of ``rows`` (all rows when None):
 
@@ -164,12 +170,14 @@ def teacher_outputs(
       temporal down-sampling the paper's front-end alignment uses), for eq. 14-15.
     """
     rows = np.arange(len(features), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    device = torch.device(device)
     classifier.to(device).eval()
     parts: dict[str, list[np.ndarray]] = {"logits": [], "layer_logits": [], "cnn_features": []}
     with progress_bar(progress, "teacher outputs", math.ceil(len(rows) / batch_size)) as advance:
         for start in range(0, len(rows), batch_size):
-            logits, out, layer_logits = classifier(features.batch(rows[start : start + batch_size]).to(device))
-            cnn = nn.functional.adaptive_avg_pool1d(out.cnn_features.transpose(1, 2), cnn_steps).transpose(1, 2)
+            with autocast(device, precision):
+                logits, out, layer_logits = classifier(features.batch(rows[start : start + batch_size]).to(device))
+            cnn = nn.functional.adaptive_avg_pool1d(out.cnn_features.float().transpose(1, 2), cnn_steps).transpose(1, 2)
             parts["logits"].append(logits.float().cpu().numpy())
             parts["layer_logits"].append(layer_logits.float().cpu().numpy())
             parts["cnn_features"].append(cnn.cpu().numpy().astype(np.float16))
@@ -193,11 +201,16 @@ def fit_loop(
     seed: int,
     progress: bool,
     description: str,
+    device: torch.device | str = "cpu",
+    precision: torch.dtype | None = None,
 ) -> list[dict]:
     """AdamW + warm-up/cosine over shuffled mini-batches of item indices; ``loss_fn(index)``
-    returns ``(loss, accuracy)`` of one batch. Returns per-epoch mean loss and accuracy."""
+    returns ``(loss, accuracy)`` of one batch, and runs under autocast to ``precision`` on
+    ``device`` (fp16 adds a gradient scaler). Returns per-epoch mean loss and accuracy."""
+    device = torch.device(device)
     params = [p for group in param_groups for p in group["params"]]
     optimizer = torch.optim.AdamW(param_groups, weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
     total = math.ceil(num_items / batch_size) * epochs
     total = total if max_steps is None else min(total, max_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup_fraction))
@@ -212,11 +225,14 @@ def fit_loop(
                 if step >= total:
                     break
                 index = order[start : start + batch_size]
-                loss, accuracy = loss_fn(index)
+                with autocast(device, precision):
+                    loss, accuracy = loss_fn(index)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(params, grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
                 step += 1
                 sums += (loss.item() * len(index), accuracy.item() * len(index), len(index))

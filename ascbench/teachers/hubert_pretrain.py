@@ -183,9 +183,14 @@ class UnitPredictor(nn.Module):
         self.temperature = temperature
 
     def forward(self, outputs: torch.Tensor) -> torch.Tensor:
-        """``outputs`` ``[..., hidden]`` -> logits ``cos(A o_t, e_c) / tau`` ``[..., clusters]``."""
-        projected = nn.functional.normalize(self.proj(outputs), dim=-1)
-        return projected @ nn.functional.normalize(self.units, dim=-1).T / self.temperature
+        """``outputs`` ``[..., hidden]`` -> logits ``cos(A o_t, e_c) / tau`` ``[..., clusters]``.
+
+        Always in fp32, also under autocast: at tau = 0.1 the logits span [-10, 10], where bf16
+        resolves steps of 0.06.
+        """
+        with torch.autocast(outputs.device.type, enabled=False):
+            projected = nn.functional.normalize(self.proj(outputs.float()), dim=-1)
+            return projected @ nn.functional.normalize(self.units, dim=-1).T / self.temperature
 
 
 def masked_prediction_loss(
@@ -216,13 +221,14 @@ def pretrain_hubert(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    precision: torch.dtype | None = None,
 ) -> HubertModel:
     """Pre-train a HuBERT from scratch on the clips ``rows`` of ``waves`` (16 kHz waveform cache).
 
     Each finished iteration is saved to ``workdir/iter<i>/`` (HF format, with the config, seed and
     clips it was trained on) and reused when the same call is repeated, so an interrupted
     two-iteration run resumes after its first. Returns the final model in eval mode, on ``device``.
-    Training log (loss and masked-unit accuracy per epoch): ``workdir/pretrain_log.json``.
+    ``precision``: the autocast dtype of the training steps (None: fp32). Training log (loss and masked-unit accuracy per epoch): ``workdir/pretrain_log.json``.
     """
     if waves.frontend.name != f"waveform-{HUBERT_SAMPLE_RATE // 1000}k":
         raise ValueError(f"HuBERT pre-trains on 16 kHz waveforms, got features of {waves.frontend.name!r}")
@@ -254,7 +260,7 @@ def pretrain_hubert(
         units, _ = fit_units(frame_features, waves, rows, clusters, config.kmeans_frames, seed + iteration, device)
         console.print(f"HuBERT iteration {iteration}: {clusters} units from {len(rows)} clips in {time.perf_counter() - started:.1f} s")
         model = build_hubert(hubert_config(config.size, **dict(config.model_overrides)), seed=seed + iteration).to(device)
-        history = _train_iteration(model, waves, rows, units, clusters, config, seed + iteration, device, progress, iteration)
+        history = _train_iteration(model, waves, rows, units, clusters, config, seed + iteration, device, progress, iteration, precision)
         log.append({"iteration": iteration, "clusters": clusters, "seconds": round(time.perf_counter() - started, 1), "epochs": history})
         save_hubert(model, directory)
         done.write_text(json.dumps(identity))
@@ -273,6 +279,7 @@ def _train_iteration(
     device: torch.device,
     progress: bool,
     iteration: int,
+    precision: torch.dtype | None = None,
 ) -> list[dict]:
     """Masked-unit prediction of ``units`` for ``config.epochs``; returns per-epoch loss and
     masked-unit accuracy."""
@@ -292,4 +299,4 @@ def _train_iteration(
     groups = [{"params": [*teacher.parameters(), *predictor.parameters()], "lr": config.lr}]
     return fit_loop(loss_fn, len(rows), groups, config.epochs, config.batch_size, config.weight_decay,
                     config.warmup_fraction, config.grad_clip, config.max_steps, seed, progress,
-                    f"HuBERT pre-training, iteration {iteration}")
+                    f"HuBERT pre-training, iteration {iteration}", device, precision)

@@ -44,6 +44,7 @@ from ascbench.training.allocator import reuse_freed_memory
 from ascbench.training.checkpoint import CHECKPOINT_FILE, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ascbench.training.config import TrainConfig
 from ascbench.training.inputs import InputPipeline
+from ascbench.training.precision import precision_tag, resolve_precision
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
 """``loss_fn(model, inputs, labels, rows, step) -> scalar loss``; ``rows`` are the batch's cache rows."""
@@ -222,16 +223,8 @@ def available_cores() -> int:
 
 
 def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``config.amp`` on ``device``; None means full fp32."""
-    if config.amp == "off":
-        return None
-    if config.amp == "bf16":
-        return torch.bfloat16
-    if config.amp == "fp16":
-        return torch.float16
-    if device.type == "cuda":  # auto
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return None
+    """The autocast dtype for ``config.amp`` on ``device``; None means full fp32 (the CPU's "auto")."""
+    return resolve_precision(config.amp, device)
 
 
 def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
@@ -367,7 +360,7 @@ def train(
         resumed_from=start_epoch,
         seconds=round(time.perf_counter() - started, 3),
         device=str(device),
-        precision={None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[precision],
+        precision=precision_tag(precision),
         workdir=workdir,
     )
 

@@ -1,0 +1,70 @@
+"""Which floating-point precision a training or inference loop runs in, and the autocast for it.
+
+The students and the teachers resolve ``"auto"`` differently, because what pays differs:
+
+- On CUDA both use bf16 autocast (fp16 with a gradient scaler where the GPU lacks bf16).
+- On the CPU the students stay in fp32: their depthwise convolutions are memory-bound, and on a
+  CPU with AMX bf16 autocast made a training step *slower* (MobileNetV2 student at batch 64:
+  0.28 s fp32, 0.31-0.32 s bf16; EfficientNet-B0 1.3-1.5 s against 1.6 s; CP-Mobile at batch
+  256: 268-275 clips/s either way; two-core Xeon with AMX, torch 2.9.1).
+- The transformer teachers are matmul-bound: on the same CPU a HuBERT-small fine-tuning step
+  took 0.15 s in bf16 against 0.31 s in fp32 (BEATs-small 0.032 s against 0.037 s). So a
+  teacher's ``"auto"`` is bf16 on a CPU with AMX tiles, and fp32 on every other CPU (no
+  native bf16 matmul: autocast would only add casts).
+
+Precision changes the rounding, so a teacher trained in bf16 is a different teacher from the
+fp32 one: the teacher-stage cache keys include the resolved precision (:func:`precision_tag`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import get_args
+
+import torch
+
+from ascbench.training.config import AmpMode
+
+AMP_MODES: tuple[str, ...] = get_args(AmpMode)
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (Intel AMX tiles)."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch without the probe: assume not
+        return False
+
+
+def resolve_precision(amp: AmpMode, device: torch.device, *, bf16_on_amx_cpu: bool = False) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` on ``device``; None means full fp32.
+
+    ``bf16_on_amx_cpu`` makes ``"auto"`` pick bf16 on a CPU with AMX (the teachers' choice; see
+    the module docstring for why the students do not).
+    """
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {amp!r}")
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and bf16_on_amx_cpu and cpu_has_amx():
+        return torch.bfloat16
+    return None
+
+
+def precision_tag(precision: torch.dtype | None) -> str:
+    """``"fp32"``, ``"bf16"`` or ``"fp16"``: how records and stage keys name a precision."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[precision]
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, precision: torch.dtype | None) -> Iterator[None]:
+    """Autocast to ``precision`` on ``device``'s type; a no-op for fp32."""
+    with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
+        yield
