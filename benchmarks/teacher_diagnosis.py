@@ -14,6 +14,7 @@ Both read the data set and caches of an ascbench home, and a pre-training stage 
 
     python benchmarks/teacher_diagnosis.py probe beats HOME/teachers/beats-small-pretrain-... --home HOME
     python benchmarks/teacher_diagnosis.py finetune beats random --home HOME --set epochs=40
+    python benchmarks/teacher_diagnosis.py finetune beats HOME/teachers/beats-small-pretrain-... --home HOME --set epochs=40 --precision bf16
 
 Not a test and not collected by pytest (no ``bench_`` prefix).
 """
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--data", default="synth-tau22-small-seed0", help="data set folder under HOME/datasets")
     parser.add_argument("--fraction", type=float, default=0.25)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="FinetuneConfig override")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast of the fine-tuning steps")
     args = parser.parse_args()
 
     dataset = load_dataset(args.home / "datasets" / args.data)
@@ -100,7 +102,8 @@ def main() -> None:
         classifier = TeacherClassifier(encoder)
         history: list[dict] = []
         finetune_teacher(classifier, features, train_rows, y_train, dataclasses.replace(config.finetune, **overrides),
-                         seed=0, progress=False, history=history)  # fmt: skip
+                         seed=0, progress=False, history=history,
+                         precision=torch.bfloat16 if args.precision == "bf16" else None)  # fmt: skip
         with torch.inference_mode():
             logits = torch.cat([classifier(features.batch(test_rows[s : s + 128]))[0] for s in range(0, len(test_rows), 128)])
         print(f"train accuracy {history[-1]['accuracy']:.4f}, test {macro_class_accuracy(y_test, logits.argmax(1).numpy()):.4f}")

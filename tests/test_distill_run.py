@@ -8,6 +8,7 @@ local HF-format HuBERT folder recorded as runs of its own.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -63,6 +64,28 @@ def test_a_teacher_fine_tuned_after_a_cached_pretraining_is_the_same_teacher(hom
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert again["metrics"] == first["metrics"]
+
+
+def test_a_teacher_in_the_other_precision_is_cached_apart(home: Path, tiny_synth_root: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """HuBERT's "auto" precision is bf16 on a CPU with AMX and fp32 on others: a home carried to
+    the other kind of CPU builds that precision's stages of its own, never reads the first ones."""
+    from ascbench.training import precision
+
+    first = records(home)["hubert-mobilenetv2"]
+    had_amx = precision.cpu_has_amx()
+    assert first["notes"]["teacher_precision"] == ("bf16" if had_amx else "fp32")
+    other = tmp_path / "home"
+    shutil.copytree(home / "teachers", other / "teachers", ignore=shutil.ignore_patterns("work"))
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: not had_amx)
+    run_cli(other, tiny_synth_root, "--models", "hubert-mobilenetv2")
+    notes = records(other)["hubert-mobilenetv2"]["notes"]
+    assert notes["teacher_precision"] == ("fp32" if had_amx else "bf16")
+    assert notes["teacher_reused"] == {"pretrain": False, "finetune": False}
+    sources = [json.loads((h / "teachers" / n["teacher_stage"] / "manifest.json").read_text())["info"]["source"]
+               for h, n in ((home, first["notes"]), (other, notes))]  # fmt: skip
+    assert sources[0] != sources[1] and (other / "teachers" / sources[0]).is_dir()  # both pre-trainings side by side
+    assert np.isfinite(np.load(stage_outputs(other, records(other)["hubert-mobilenetv2"]) / "logits.npy")).all()
 
 
 def test_another_student_run_reuses_both_teacher_stages(home: Path, tiny_synth_root: Path) -> None:

@@ -9,7 +9,6 @@ workers.)"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -98,22 +97,3 @@ def test_teacher_checkpoint_mistakes_fail_before_training(home: Path, tiny_synth
         assert flat(message) in flat(output), output
     assert set(records(home)) == before
 
-
-def test_a_teacher_in_the_other_precision_is_cached_apart(home: Path, tiny_synth_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The teachers' "auto" precision is bf16 on a CPU with AMX and fp32 elsewhere: the same
-    command on the other kind of CPU builds its own stages, never reads the first one's."""
-    from ascbench.training import precision
-
-    seed0 = records(home)["beats-mobilenetv2"]
-    had_amx = precision.cpu_has_amx()
-    assert seed0["notes"]["teacher_precision"] == ("bf16" if had_amx else "fp32")
-    monkeypatch.setattr(precision, "cpu_has_amx", lambda: not had_amx)
-    run_cli(home, tiny_synth_root, "--models", "beats-mobilenetv2", "--seeds", "2")
-    (other,) = [r.to_json_dict() for r in ResultsStore(home).iter_records() if r.key.system == "beats-mobilenetv2" and r.key.seed == 2]
-    notes = other["notes"]
-    assert notes["teacher_precision"] == ("fp32" if had_amx else "bf16")
-    assert notes["teacher_reused"] == {"pretrain": False, "finetune": False}  # the first precision's pre-training is not reused
-    pretrained = {json.loads((home / "teachers" / r["notes"]["teacher_stage"] / "manifest.json").read_text())["info"]["source"]
-                  for r in (seed0, other)}  # fmt: skip
-    assert len(pretrained) == 2 and all((home / "teachers" / name / "manifest.json").is_file() for name in pretrained)
-    assert np.isfinite(np.load(stage_outputs(home, other) / "logits.npy")).all()

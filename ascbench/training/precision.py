@@ -8,9 +8,12 @@ The students and the teachers resolve ``"auto"`` differently, because what pays 
   0.28 s fp32, 0.31-0.32 s bf16; EfficientNet-B0 1.3-1.5 s against 1.6 s; CP-Mobile at batch
   256: 268-275 clips/s either way; two-core Xeon with AMX, torch 2.9.1).
 - The transformer teachers are matmul-bound: on the same CPU a HuBERT-small fine-tuning step
-  took 0.15 s in bf16 against 0.31 s in fp32 (BEATs-small 0.032 s against 0.037 s). So a
-  teacher's ``"auto"`` is bf16 on a CPU with AMX tiles, and fp32 on every other CPU (no
-  native bf16 matmul: autocast would only add casts).
+  took 0.15 s in bf16 against 0.31 s in fp32, and the fine-tuned teacher scored the same
+  (23.5 % on test.csv in bf16, 23.8 % in fp32; synth-tau22 small, 25 % split). So a teacher's
+  ``"auto"`` is bf16 on a CPU with AMX tiles, and fp32 on every other CPU (no native bf16
+  matmul: autocast would only add casts). BEATs-small is the exception and opts out
+  (``amp="off"`` in ``baselines/beats_mobilenetv2.py``): its step was only 12 % faster in bf16
+  and its fine-tuned accuracy fell from 34.2 % to 19.5 %.
 
 Precision changes the rounding, so a teacher trained in bf16 is a different teacher from the
 fp32 one: the teacher-stage cache keys include the resolved precision (:func:`precision_tag`).
