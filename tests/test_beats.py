@@ -56,8 +56,8 @@ def official_fbank(wav: torch.Tensor) -> torch.Tensor:
 def drift(io) -> float:
     """How far the official preprocessing itself lands from the fixture's fbank on this CPU.
 
-    0 on a CPU like the one that saved the fixture; 1.8e-5 on an AVX-512 Xeon, where the FFT
-    rounds differently. Outputs computed from the waveform carry it, so their tolerance adds it
+    0 where torchaudio rounds as it did for the fixture; 1.8e-5 on a two-core Xeon with AVX-512,
+    where its FFT rounds differently. Outputs computed from the waveform carry it, so their tolerance adds it
     (twice: measured, the network passes it on at most 1:1); everything else stays at 1e-5.
     """
     error = _max_error(official_fbank(io["wav"]), io["fbank"])

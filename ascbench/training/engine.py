@@ -16,8 +16,9 @@ features; :func:`predict` returns logits. What the loop guarantees:
 Speed on CPU (CP-Mobile, batch 256, the project's shared two-core machine;
 ``benchmarks/bench_training.py``): channels-last and memory reuse (both on by default, see
 their ``TrainConfig`` fields) take the step from ~23 to ~67 clips/s with two threads and from
-~30 to ~127 with one. torch.compile stays off (it did not pay there), and so does bf16
-(that CPU has no native bf16).
+~30 to ~127 with one. torch.compile stays off (it did not pay there), and so does bf16 on the
+CPU: on a two-core Xeon with AMX it was no faster for CP-Mobile (267-268 clips/s against
+267-275) and slower for the MobileNetV2 student (:mod:`ascbench.training.precision`).
 """
 
 from __future__ import annotations
