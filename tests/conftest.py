@@ -39,6 +39,16 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(len(share))
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on a loaded machine
+    (``pytestmark = pytest.mark.usefixtures("one_thread")`` in a module of tiny models)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """synth-tau22-tiny, seed 0 (~1,200 clips), written once per session into a temporary directory.

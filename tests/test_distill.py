@@ -33,13 +33,7 @@ from ascbench.recipes.distill import split_stages
 from ascbench.training import get_profile
 from baselines.mobilenetv2_student import mobilenetv2_student
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- eq. 16: adaptive temperature -------------------------------------------------------------

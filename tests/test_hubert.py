@@ -35,13 +35,7 @@ TINY = (
 FREQS = (200.0, 500.0, 1200.0, 3000.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared CPU: one thread avoids OpenMP oversubscription (10x faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tone_clips(n: int, seed: int = 0, samples: int = 16_000) -> tuple[np.ndarray, np.ndarray]:

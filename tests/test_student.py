@@ -16,14 +16,7 @@ INPUT = (1, 256, 65)  # baseline log-mel of a 1-s clip: [channel, mel bins, fram
 MAX_PARAMS = 128_000  # 128 kB at int8
 MAX_MACS = 30_000_000
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def dcase_macs(model: nn.Module) -> int:
