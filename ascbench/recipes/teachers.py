@@ -219,7 +219,6 @@ def _workdir(ctx: RecipeContext, key: TeacherStageKey) -> Path:
 
 
 @torch.inference_mode()
-@torch.inference_mode()
 def _routing_layers(classifier: TeacherClassifier, features: CachedFeatures, ctx: RecipeContext,
                     precision: torch.dtype | None) -> dict[str, np.ndarray]:  # fmt: skip
     """Time-pooled hidden states of every teacher layer on the first training clips (for routing)."""

@@ -228,7 +228,8 @@ def pretrain_hubert(
     Each finished iteration is saved to ``workdir/iter<i>/`` (HF format, with the config, seed and
     clips it was trained on) and reused when the same call is repeated, so an interrupted
     two-iteration run resumes after its first. Returns the final model in eval mode, on ``device``.
-    ``precision``: the autocast dtype of the training steps (None: fp32). Training log (loss and masked-unit accuracy per epoch): ``workdir/pretrain_log.json``.
+    ``precision``: the autocast dtype of the training steps (None: fp32). Training log (loss and
+    masked-unit accuracy per epoch): ``workdir/pretrain_log.json``.
     """
     if waves.frontend.name != f"waveform-{HUBERT_SAMPLE_RATE // 1000}k":
         raise ValueError(f"HuBERT pre-trains on 16 kHz waveforms, got features of {waves.frontend.name!r}")
