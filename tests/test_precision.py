@@ -36,6 +36,18 @@ def test_auto_is_bf16_only_for_teachers_on_a_cpu_with_amx(amx: bool, monkeypatch
         resolve_precision("fp8", CPU)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("amx", [False, True])
+def test_each_teacher_resolves_its_own_precision(amx: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HuBERT gains 2x from bf16 on an AMX CPU and takes it; BEATs-small gains nothing and stays fp32."""
+    from ascbench.recipes.teachers import teacher_precision
+    from baselines.beats_mobilenetv2 import beats_teacher
+    from baselines.hubert_mobilenetv2 import hubert_teacher
+
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: amx)
+    assert teacher_precision(hubert_teacher("small"), CPU) == (torch.bfloat16 if amx else None)
+    assert teacher_precision(beats_teacher("small"), CPU) is None
+
+
 def test_unit_logits_stay_fp32_under_autocast() -> None:
     """At temperature 0.1 the logits span [-10, 10]; bf16 would round them to steps of 0.06."""
     torch.manual_seed(0)

@@ -63,9 +63,12 @@ class TeacherConfig:
     to the run's seed, or to ``--teacher-seed``."""
     amp: AmpMode = "auto"
     """Precision of pre-training, fine-tuning and the stored outputs: "auto" is bf16 autocast on
-    CUDA and on a CPU with AMX (2x faster for HuBERT-small there; fp16 on a GPU without bf16) and
-    fp32 on other CPUs; "off" is fp32 everywhere. The resolved precision is part of both stage
-    keys, so an fp32 and a bf16 teacher are cached apart (:mod:`ascbench.training.precision`)."""
+    CUDA (fp16 on a GPU without bf16), bf16 on a CPU with AMX where ``bf16_on_amx_cpu``, and fp32
+    on other CPUs; "off" is fp32 everywhere. The resolved precision is part of both stage keys,
+    so an fp32 and a bf16 teacher are cached apart (:mod:`ascbench.training.precision`)."""
+    bf16_on_amx_cpu: bool = True
+    """Whether "auto" picks bf16 on a CPU with AMX: worth it for HuBERT-small (2x faster steps),
+    not for BEATs-small (no faster; ``baselines/beats_mobilenetv2.py``)."""
 
     @property
     def name(self) -> str:
@@ -111,6 +114,11 @@ def new_encoder(config: TeacherConfig) -> TeacherEncoder:
     return BEATsTeacher.from_config(config.pretrain.model)
 
 
+def teacher_precision(config: TeacherConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype the teacher's stages run in on ``device`` (None: fp32)."""
+    return resolve_precision(config.amp, device, bf16_on_amx_cpu=config.bf16_on_amx_cpu)
+
+
 def _pretrain(config: TeacherConfig, features: CachedFeatures, rows: np.ndarray, workdir: Path, device: torch.device,
               progress: bool, precision: torch.dtype | None) -> TeacherEncoder:  # fmt: skip
     if config.kind == "hubert":
@@ -144,7 +152,7 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
     seconds: dict[str, float] = {}
     reused: dict[str, bool] = {}
     name = config.name if checkpoint is None else f"{config.kind}-checkpoint"  # a local teacher has its own size
-    precision = resolve_precision(config.amp, ctx.device, bf16_on_amx_cpu=True)
+    precision = teacher_precision(config, ctx.device)
     # fp32 keeps the keys of the stages cached before precision was configurable
     in_precision = "" if precision is None else f"|precision {precision_tag(precision)}"
 

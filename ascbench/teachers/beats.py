@@ -156,8 +156,13 @@ class WeightNormConv1d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight_v * (self.weight_g / self.weight_v.norm(dim=(0, 1), keepdim=True))
-        return F.conv1d(x, weight, self.bias, padding=self.padding, groups=self.groups)
+        # fp32 also under autocast: torch 2.9.1's bf16 CPU convolution returned wrong outputs for a
+        # grouped conv with few channels per group and a long kernel, BEATs-small's 96 channels in
+        # 16 groups at kernel 128 (errors as large as the outputs, on a Xeon with AMX;
+        # tests/test_beats.py), and this conv is a small share of the encoder's work
+        with torch.autocast(x.device.type, enabled=False):
+            weight = self.weight_v * (self.weight_g / self.weight_v.norm(dim=(0, 1), keepdim=True))
+            return F.conv1d(x.float(), weight, self.bias, padding=self.padding, groups=self.groups)
 
 
 class PositionalConv(nn.Sequential):

@@ -11,9 +11,14 @@ The students and the teachers resolve ``"auto"`` differently, because what pays 
   took 0.15 s in bf16 against 0.31 s in fp32, and the fine-tuned teacher scored the same
   (23.5 % on test.csv in bf16, 23.8 % in fp32; synth-tau22 small, 25 % split). So a teacher's
   ``"auto"`` is bf16 on a CPU with AMX tiles, and fp32 on every other CPU (no native bf16
-  matmul: autocast would only add casts). BEATs-small is the exception and opts out
-  (``amp="off"`` in ``baselines/beats_mobilenetv2.py``): its step was only 12 % faster in bf16
-  and its fine-tuned accuracy fell from 34.2 % to 19.5 %.
+  matmul: autocast would only add casts). BEATs-small opts out of bf16 on the CPU
+  (``TeacherConfig.bf16_on_amx_cpu=False`` in ``baselines/beats_mobilenetv2.py``): its step is
+  no faster there. It keeps bf16 on a GPU.
+
+A bf16 pitfall found on the way: torch 2.9.1's bf16 CPU convolution returned wrong outputs for
+BEATs-small's positional conv (96 channels in 16 groups, kernel 128), and a teacher fine-tuned
+through it scored 19.5 % instead of 34 %. That conv runs in fp32 inside autocast
+(``ascbench.teachers.beats.WeightNormConv1d``), after which bf16 fine-tuning scored 34.5 %.
 
 Precision changes the rounding, so a teacher trained in bf16 is a different teacher from the
 fp32 one: the teacher-stage cache keys include the resolved precision (:func:`precision_tag`).
