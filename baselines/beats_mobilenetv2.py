@@ -30,8 +30,8 @@ of all systems). HuBERT-small keeps 12 (173 s at 12 epochs: its waveform encoder
 def beats_teacher(size: str) -> TeacherConfig:
     """bf16 on a GPU, fp32 on every CPU (``bf16_on_amx_cpu=False``): bf16 does not pay there.
 
-    Measured on a two-core Xeon with AMX, one fine-tuning step of BEATs-small at batch 32: 0.040 s
-    in fp32, 0.043-0.048 s in bf16 (its positional conv runs in fp32 inside autocast, see
+    Measured on a two-core Xeon with AMX (``python benchmarks/precision_steps.py beats``), one
+    fine-tuning step of BEATs-small at batch 32: 0.039 s in fp32, 0.039-0.041 s in bf16 (its positional conv runs in fp32 inside autocast, see
     ``WeightNormConv1d``). Fine-tuned from the same fp32 pre-training (synth-tau22 small, 25 %
     split, seed 0; ``benchmarks/teacher_diagnosis.py finetune beats ... --set epochs=40
     [--precision bf16]``) it scores 34.2 % on test.csv in fp32 and 34.5 % in bf16 (19.5 % before

@@ -67,7 +67,7 @@ class TeacherConfig:
     on other CPUs; "off" is fp32 everywhere. The resolved precision is part of both stage keys,
     so an fp32 and a bf16 teacher are cached apart (:mod:`ascbench.training.precision`)."""
     bf16_on_amx_cpu: bool = True
-    """Whether "auto" picks bf16 on a CPU with AMX: worth it for HuBERT-small (2x faster steps),
+    """Whether "auto" picks bf16 on a CPU with AMX: worth it for HuBERT-small (2.4x faster steps),
     not for BEATs-small (no faster; ``baselines/beats_mobilenetv2.py``)."""
 
     @property

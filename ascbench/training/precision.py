@@ -5,10 +5,11 @@ The students and the teachers resolve ``"auto"`` differently, because what pays 
 - On CUDA both use bf16 autocast (fp16 with a gradient scaler where the GPU lacks bf16).
 - On the CPU the students stay in fp32: their depthwise convolutions are memory-bound, and on a
   CPU with AMX bf16 autocast made a training step *slower* (MobileNetV2 student at batch 64:
-  0.28 s fp32, 0.31-0.32 s bf16; EfficientNet-B0 1.3-1.5 s against 1.6 s; CP-Mobile at batch
-  256: 268-275 clips/s either way; two-core Xeon with AMX, torch 2.9.1).
+  0.28 s fp32, 0.32 s bf16; EfficientNet-B0 1.40-1.48 s against 1.61 s; CP-Mobile at batch
+  256: 268-275 clips/s either way; two-core Xeon with AMX, torch 2.9.1;
+  ``python benchmarks/precision_steps.py`` and ``benchmarks/bench_training.py``).
 - The transformer teachers are matmul-bound: on the same CPU a HuBERT-small fine-tuning step
-  took 0.15 s in bf16 against 0.31 s in fp32, and the fine-tuned teacher scored the same
+  took 0.15 s in bf16 against 0.36-0.38 s in fp32, and the fine-tuned teacher scored the same
   (23.5 % on test.csv in bf16, 23.8 % in fp32; synth-tau22 small, 25 % split). So a teacher's
   ``"auto"`` is bf16 on a CPU with AMX tiles, and fp32 on every other CPU (no native bf16
   matmul: autocast would only add casts). BEATs-small opts out of bf16 on the CPU
