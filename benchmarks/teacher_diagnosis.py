@@ -5,6 +5,10 @@ mean+std over time of the front end and of every transformer layer, trained on t
 labelled clips and scored (macro class-wise accuracy) on test.csv. Comparing a pre-trained
 encoder with a randomly initialised one says what self-supervised pre-training added.
 
+``pretrain``: the recipe's self-supervised pre-training on the split's unlabeled pool, its config
+fields overridden by ``--pretrain-set`` (e.g. more epochs than ``quick``'s), saved to the
+directory given as ``weights`` for ``probe`` and ``finetune`` to read.
+
 ``finetune``: :func:`ascbench.teachers.finetune.finetune_teacher` of a pre-trained (or random)
 encoder with the system's fine-tuning config, fields overridden by ``--set``; prints seconds,
 final training accuracy and test accuracy.
@@ -15,6 +19,13 @@ Both read the data set and caches of an ascbench home, and a pre-training stage 
     python benchmarks/teacher_diagnosis.py probe beats HOME/teachers/beats-small-pretrain-... --home HOME
     python benchmarks/teacher_diagnosis.py finetune beats random --home HOME --set epochs=40
     python benchmarks/teacher_diagnosis.py finetune beats HOME/teachers/beats-small-pretrain-... --home HOME --set epochs=40 --precision bf16
+    python benchmarks/teacher_diagnosis.py finetune beats random --home HOME --set epochs=40 --model encoder_layers=4 --model encoder_embed_dim=192
+    python benchmarks/teacher_diagnosis.py finetune hubert HOME/teachers/hubert-small-pretrain-... --home HOME --set epochs=12 --set min_steps=250 --freeze-frontend
+    python benchmarks/teacher_diagnosis.py pretrain hubert /tmp/hubert-8ep --home HOME --pretrain-set epochs=8
+
+``--model`` changes the teacher's architecture (a ``BEATsConfig`` field, or a ``HubertConfig`` field
+for HuBERT), so only with ``random`` weights; ``--freeze-frontend`` fine-tunes with HuBERT's conv
+feature encoder frozen, as the published HuBERT fine-tuning does (BEATs: its patch embedding).
 
 Not a test and not collected by pytest (no ``bench_`` prefix).
 """
@@ -39,7 +50,11 @@ from ascbench.features.cache import load_features
 from ascbench.recipes.teachers import new_encoder, teacher_frontend
 from ascbench.teachers.base import TeacherClassifier
 from ascbench.teachers.finetune import finetune_teacher
-from ascbench.teachers.stages import load_state
+from ascbench.teachers.beats import BEATsTeacher
+from ascbench.teachers.beats_pretrain import pretrain_beats
+from ascbench.teachers.hubert import HubertTeacher
+from ascbench.teachers.hubert_pretrain import pretrain_hubert
+from ascbench.teachers.stages import load_state, save_state
 
 
 def teacher_config(kind: str):
@@ -50,6 +65,45 @@ def teacher_config(kind: str):
     from baselines.beats_mobilenetv2 import beats_teacher
 
     return beats_teacher("small")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    return {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in items)}
+
+
+def with_model_overrides(config, overrides: dict):
+    """``config`` with its encoder architecture changed by ``overrides``."""
+    if not overrides:
+        return config
+    pretrain = config.pretrain
+    if config.kind == "hubert":
+        pretrain = dataclasses.replace(pretrain, model_overrides=tuple({**dict(pretrain.model_overrides), **overrides}.items()))
+    else:
+        pretrain = dataclasses.replace(pretrain, model=dataclasses.replace(pretrain.model, **overrides))
+    return dataclasses.replace(config, pretrain=pretrain)
+
+
+def pretrain(config, features, split, out: Path, overrides: dict) -> None:
+    """Self-supervised pre-training on the split's unlabeled pool, saved as a stage directory."""
+    pretrain_config = dataclasses.replace(config.pretrain, **overrides)
+    rows = np.sort(features.rows([c.filename for c in split.unlabeled]))
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if config.kind == "hubert":
+        model = HubertTeacher(pretrain_hubert(features, rows, pretrain_config, out / "work", config.seed, progress=False))
+    else:
+        model = BEATsTeacher(pretrain_beats(features, rows, pretrain_config, out / "work", config.seed, progress=False))
+    save_state(model, out)
+    print(f"pre-trained on {len(rows)} unlabeled clips in {time.perf_counter() - started:.0f} s: {out}")
+
+
+def freeze_frontend(encoder) -> None:
+    """No gradients into HuBERT's conv feature encoder (BEATs: the patch embedding and its norm)."""
+    if hasattr(encoder.model, "feature_extractor"):
+        encoder.model.feature_extractor._freeze_parameters()
+    else:
+        encoder.model.patch_embedding.requires_grad_(False)
+        encoder.model.layer_norm.requires_grad_(False)
 
 
 @torch.inference_mode()
@@ -66,20 +120,30 @@ def pooled_layers(encoder, features, rows: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["probe", "finetune"])
+    parser.add_argument("what", choices=["probe", "finetune", "pretrain"])
     parser.add_argument("teacher", choices=["hubert", "beats"])
-    parser.add_argument("weights", help="a pre-training stage directory (with weights.pt) or 'random'")
+    parser.add_argument("weights", help="a pre-training stage directory (with weights.pt) or 'random'; for pretrain, where to save")
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--data", default="synth-tau22-small-seed0", help="data set folder under HOME/datasets")
     parser.add_argument("--fraction", type=float, default=0.25)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="FinetuneConfig override")
+    parser.add_argument("--pretrain-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="pre-training config override (pretrain only)")
+    parser.add_argument("--model", action="append", default=[], metavar="FIELD=VALUE",
+                        help="architecture override (BEATsConfig or HubertConfig field); needs 'random' weights")
+    parser.add_argument("--freeze-frontend", action="store_true", help="fine-tune with the front end frozen")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast of the fine-tuning steps")
     args = parser.parse_args()
 
     dataset = load_dataset(args.home / "datasets" / args.data)
     split = load_split(dataset, args.fraction)
-    config = teacher_config(args.teacher)
+    config = with_model_overrides(teacher_config(args.teacher), parse_overrides(args.model))
+    if args.model and args.weights != "random":
+        parser.error("--model changes the architecture: pre-trained weights would not fit it; use 'random'")
     features = load_features(dataset, teacher_frontend(args.teacher), home=args.home, progress=False)
+    if args.what == "pretrain":
+        pretrain(config, features, split, Path(args.weights), parse_overrides(args.pretrain_set))
+        return
     torch.manual_seed(0)  # a random-init encoder is one fixed draw, so its figures reproduce
     encoder = new_encoder(config)
     if args.weights != "random":
@@ -98,8 +162,10 @@ def main() -> None:
             name = "front end" if layer == 0 else f"layer {layer}"
             print(f"{name}: {macro_class_accuracy(y_test, probe.predict(x_test[:, layer])):.4f}")
     else:
-        overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+        overrides = parse_overrides(args.set)
         classifier = TeacherClassifier(encoder)
+        if args.freeze_frontend:
+            freeze_frontend(encoder)
         history: list[dict] = []
         finetune_teacher(classifier, features, train_rows, y_train, dataclasses.replace(config.finetune, **overrides),
                          seed=0, progress=False, history=history,
@@ -107,7 +173,8 @@ def main() -> None:
         with torch.inference_mode():
             logits = torch.cat([classifier(features.batch(test_rows[s : s + 128]))[0] for s in range(0, len(test_rows), 128)])
         print(f"train accuracy {history[-1]['accuracy']:.4f}, test {macro_class_accuracy(y_test, logits.argmax(1).numpy()):.4f}")
-    print(f"{time.perf_counter() - started:.0f} s, {len(train_rows)} training clips, {len(test_rows)} test clips")
+    parameters = sum(p.numel() for p in encoder.parameters())
+    print(f"{time.perf_counter() - started:.0f} s, {len(train_rows)} training clips, {len(test_rows)} test clips, encoder {parameters:,} parameters")
 
 
 if __name__ == "__main__":
