@@ -5,8 +5,9 @@ mean+std over time of the front end and of every transformer layer, trained on t
 labelled clips and scored (macro class-wise accuracy) on test.csv. Comparing a pre-trained
 encoder with a randomly initialised one says what self-supervised pre-training added.
 
-``pretrain``: the recipe's self-supervised pre-training on the split's unlabeled pool, its config
-fields overridden by ``--pretrain-set`` (e.g. more epochs than ``quick``'s), saved to the
+``pretrain``: the small teacher's self-supervised pre-training on the split's unlabeled pool (its
+``small`` config, not ``quick``'s shortened one), fields overridden by ``--pretrain-set`` (e.g.
+``epochs=8`` against ``quick``'s 1 for HuBERT), saved to the
 directory given as ``weights`` for ``probe`` and ``finetune`` to read.
 
 ``finetune``: :func:`ascbench.teachers.finetune.finetune_teacher` of a pre-trained (or random)
