@@ -9,7 +9,8 @@ of two interleaved rounds per precision::
     python benchmarks/precision_steps.py            # every model
     python benchmarks/precision_steps.py hubert     # one
 
-bf16 pays only on a CPU with native bf16 matrix units (AMX); elsewhere expect it to be slower.
+bf16 pays only on a CPU with native bf16 dot products (AMX or AVX512-BF16); elsewhere expect it
+to be slower.
 Not a test and not collected by pytest (no ``bench_`` prefix).
 """
 
@@ -77,9 +78,11 @@ def main() -> None:
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    from ascbench.training.precision import cpu_has_amx
+    from ascbench.training.precision import cpu_has_native_bf16
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, AMX: {cpu_has_amx()}")
+    probes = ", ".join(f"{name}: {bool(getattr(torch.cpu, probe)())}" for name, probe in
+                       (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")) if hasattr(torch.cpu, probe))  # fmt: skip
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()} ({probes})")
     for name in args.models or MODELS:
         rounds = {precision: [step_seconds(name, precision == "bf16") for _ in range(2)] for precision in ("fp32", "bf16")}
         shown = ", ".join(f"{p} {' / '.join(f'{s:.3f}' for s in r)} s" for p, r in rounds.items())

@@ -68,19 +68,19 @@ def test_a_teacher_fine_tuned_after_a_cached_pretraining_is_the_same_teacher(hom
 
 def test_a_teacher_in_the_other_precision_is_cached_apart(home: Path, tiny_synth_root: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """HuBERT's "auto" precision is bf16 on a CPU with AMX and fp32 on others: a home carried to
+    """HuBERT's "auto" precision is bf16 on a CPU with native bf16 and fp32 on others: a home carried to
     the other kind of CPU builds that precision's stages of its own, never reads the first ones."""
     from ascbench.training import precision
 
     first = records(home)["hubert-mobilenetv2"]
-    had_amx = precision.cpu_has_amx()
-    assert first["notes"]["teacher_precision"] == ("bf16" if had_amx else "fp32")
+    had_bf16 = precision.cpu_has_native_bf16()
+    assert first["notes"]["teacher_precision"] == ("bf16" if had_bf16 else "fp32")
     other = tmp_path / "home"
     shutil.copytree(home / "teachers", other / "teachers", ignore=shutil.ignore_patterns("work"))
-    monkeypatch.setattr(precision, "cpu_has_amx", lambda: not had_amx)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: not had_bf16)
     run_cli(other, tiny_synth_root, "--models", "hubert-mobilenetv2")
     notes = records(other)["hubert-mobilenetv2"]["notes"]
-    assert notes["teacher_precision"] == ("fp32" if had_amx else "bf16")
+    assert notes["teacher_precision"] == ("fp32" if had_bf16 else "bf16")
     assert notes["teacher_reused"] == {"pretrain": False, "finetune": False}
     sources = [json.loads((h / "teachers" / n["teacher_stage"] / "manifest.json").read_text())["info"]["source"]
                for h, n in ((home, first["notes"]), (other, notes))]  # fmt: skip

@@ -23,28 +23,39 @@ CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("amx", [False, True])
-def test_auto_is_bf16_only_for_teachers_on_a_cpu_with_amx(amx: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(precision, "cpu_has_amx", lambda: amx)
-    assert resolve_precision("auto", CPU, bf16_on_amx_cpu=True) == (torch.bfloat16 if amx else None)
+@pytest.mark.parametrize(("amx", "avx512_bf16", "native"), [(False, False, False), (True, True, True), (False, True, True), (True, False, True)])
+def test_native_bf16_is_amx_or_avx512_bf16(amx: bool, avx512_bf16: bool, native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Sapphire Rapids Xeon has both, a Zen 4/5 EPYC only AVX512-BF16, an AVX2 EPYC neither."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert precision.cpu_has_native_bf16() is native
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    assert precision.cpu_has_native_bf16() is amx  # an older torch without that probe
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_is_bf16_only_for_teachers_on_a_cpu_with_native_bf16(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", CPU, bf16_on_cpu=True) == (torch.bfloat16 if native else None)
     assert resolve_precision("auto", CPU) is None  # students: fp32 on every CPU
     assert autocast_dtype(TrainConfig(), CPU) is None
-    assert resolve_precision("off", CPU, bf16_on_amx_cpu=True) is None
+    assert resolve_precision("off", CPU, bf16_on_cpu=True) is None
     assert resolve_precision("bf16", CPU) == torch.bfloat16 and resolve_precision("fp16", CPU) == torch.float16
     assert [precision_tag(p) for p in (None, torch.bfloat16, torch.float16)] == ["fp32", "bf16", "fp16"]
     with pytest.raises(ValueError, match="amp must be one of auto, off, bf16, fp16, got 'fp8'"):
         resolve_precision("fp8", CPU)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("amx", [False, True])
-def test_each_teacher_resolves_its_own_precision(amx: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """HuBERT gains 2.4x from bf16 on an AMX CPU and takes it; BEATs-small gains nothing and stays fp32."""
+@pytest.mark.parametrize("native", [False, True])
+def test_each_teacher_resolves_its_own_precision(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HuBERT gains 1.9-2.4x from bf16 on a CPU with native bf16 and takes it; BEATs-small gains
+    little and stays fp32."""
     from ascbench.recipes.teachers import teacher_precision
     from baselines.beats_mobilenetv2 import beats_teacher
     from baselines.hubert_mobilenetv2 import hubert_teacher
 
-    monkeypatch.setattr(precision, "cpu_has_amx", lambda: amx)
-    assert teacher_precision(hubert_teacher("small"), CPU) == (torch.bfloat16 if amx else None)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    assert teacher_precision(hubert_teacher("small"), CPU) == (torch.bfloat16 if native else None)
     assert teacher_precision(beats_teacher("small"), CPU) is None
 
 

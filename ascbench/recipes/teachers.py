@@ -63,12 +63,12 @@ class TeacherConfig:
     to the run's seed, or to ``--teacher-seed``."""
     amp: AmpMode = "auto"
     """Precision of pre-training, fine-tuning and the stored outputs: "auto" is bf16 autocast on
-    CUDA (fp16 on a GPU without bf16), bf16 on a CPU with AMX where ``bf16_on_amx_cpu``, and fp32
+    CUDA (fp16 on a GPU without bf16), bf16 on a CPU with native bf16 where ``bf16_on_cpu``, and fp32
     on other CPUs; "off" is fp32 everywhere. The resolved precision is part of both stage keys,
     so an fp32 and a bf16 teacher are cached apart (:mod:`ascbench.training.precision`)."""
-    bf16_on_amx_cpu: bool = True
-    """Whether "auto" picks bf16 on a CPU with AMX: worth it for HuBERT-small (2.4x faster steps),
-    not for BEATs-small (no faster; ``baselines/beats_mobilenetv2.py``)."""
+    bf16_on_cpu: bool = True
+    """Whether "auto" picks bf16 on a CPU with native bf16 (AMX or AVX512-BF16): worth it for
+    HuBERT-small (1.9-2.4x faster steps), not for BEATs-small (``baselines/beats_mobilenetv2.py``)."""
 
     @property
     def name(self) -> str:
@@ -116,7 +116,7 @@ def new_encoder(config: TeacherConfig) -> TeacherEncoder:
 
 def teacher_precision(config: TeacherConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype the teacher's stages run in on ``device`` (None: fp32)."""
-    return resolve_precision(config.amp, device, bf16_on_amx_cpu=config.bf16_on_amx_cpu)
+    return resolve_precision(config.amp, device, bf16_on_cpu=config.bf16_on_cpu)
 
 
 def _pretrain(config: TeacherConfig, features: CachedFeatures, rows: np.ndarray, workdir: Path, device: torch.device,
