@@ -33,10 +33,10 @@ def beats_teacher(size: str) -> TeacherConfig:
     Measured with ``python benchmarks/precision_steps.py beats``, one fine-tuning step of
     BEATs-small at batch 32: on a two-core Xeon with AMX 0.039 s in fp32, 0.039-0.041 s in bf16;
     on a two-core Zen 5 EPYC with AVX512-BF16 0.047-0.053 s against 0.042-0.044 s, about 5 s of a
-    50-s fine-tuning (its positional conv runs in fp32 inside autocast, see ``WeightNormConv1d``). Fine-tuned from the same fp32 pre-training (synth-tau22 small, 25 %
-    split, seed 0; ``benchmarks/teacher_diagnosis.py finetune beats ... --set epochs=40
-    [--precision bf16]``) it scores 34.2 % on test.csv in fp32 and 34.5 % in bf16 (19.5 % before
-    that conv was kept in fp32).
+    50-s fine-tuning (its positional conv runs in fp32 inside autocast, see ``WeightNormConv1d``).
+    Fine-tuned from the same fp32 pre-training (synth-tau22 small, 25 % split, seed 0;
+    ``benchmarks/teacher_diagnosis.py finetune beats ... --set epochs=40 [--precision bf16]``) it
+    scores 34.2 % on test.csv in fp32 and 34.5 % in bf16 (19.5 % before that conv was kept in fp32).
     """
     finetune = dataclasses.replace(TEACHER_FINETUNE, fms_p=0.4, epochs=BEATS_FINETUNE_EPOCHS)
     return TeacherConfig("beats", size, PRETRAIN_CONFIGS[size], finetune, bf16_on_cpu=False)
