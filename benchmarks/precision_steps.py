@@ -4,7 +4,7 @@ model's ``"auto"`` precision (``ascbench/training/precision.py``).
 Teachers at batch 32 (HuBERT-small on 1-s 16 kHz waveforms, BEATs-small on 98 x 128 fbanks, with
 their classification heads), students at batch 64 on 256 x 65 baseline log-mels in channels-last.
 Inputs are random: the figure is time, not accuracy. Prints the median of the last steps of each
-of two interleaved rounds per precision::
+of two rounds per precision (fp32's two rounds first, then bf16's)::
 
     python benchmarks/precision_steps.py            # every model
     python benchmarks/precision_steps.py hubert     # one
@@ -78,11 +78,10 @@ def main() -> None:
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    from ascbench.training.precision import cpu_has_native_bf16
+    from ascbench.training.precision import cpu_bf16_units
 
-    probes = ", ".join(f"{name}: {bool(getattr(torch.cpu, probe)())}" for name, probe in
-                       (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")) if hasattr(torch.cpu, probe))  # fmt: skip
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()} ({probes})")
+    units = ", ".join(f"{name}: {present}" for name, present in cpu_bf16_units().items())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16 units: {units}")
     for name in args.models or MODELS:
         rounds = {precision: [step_seconds(name, precision == "bf16") for _ in range(2)] for precision in ("fp32", "bf16")}
         shown = ", ".join(f"{p} {' / '.join(f'{s:.3f}' for s in r)} s" for p, r in rounds.items())

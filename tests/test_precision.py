@@ -29,8 +29,16 @@ def test_native_bf16_is_amx_or_avx512_bf16(amx: bool, avx512_bf16: bool, native:
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     assert precision.cpu_has_native_bf16() is native
+    assert precision.cpu_bf16_units() == {"AMX": amx, "AVX512-BF16": avx512_bf16}
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
     assert precision.cpu_has_native_bf16() is amx  # an older torch without that probe
+    assert precision.cpu_bf16_units() == {"AMX": amx}
+
+    def unreadable() -> bool:
+        raise RuntimeError("cpuinfo could not read the CPU")
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", unreadable)
+    assert precision.cpu_bf16_units() == {"AMX": False} and not precision.cpu_has_native_bf16()
 
 
 @pytest.mark.parametrize("native", [False, True])

@@ -79,8 +79,9 @@ class TrainConfig:
     amp: AmpMode = "auto"
     """Mixed precision: "auto" is bf16 (or fp16 + GradScaler) on CUDA and fp32 on CPU.
 
-    fp32 on CPU even where it has AMX: bf16 autocast made the students' training steps slower
-    there (MobileNetV2 0.28 s against 0.32 s a step; :mod:`ascbench.training.precision`)."""
+    fp32 on CPU even where it has native bf16: bf16 autocast made the students' training steps
+    slower there (MobileNetV2 0.28 s against 0.32 s a step with AMX, and no faster with
+    AVX512-BF16; :mod:`ascbench.training.precision`)."""
     channels_last: bool | None = None
     """Channels-last memory format for 4-D inputs; None: on (CUDA and CPU).
 

@@ -41,14 +41,27 @@ from ascbench.training.config import AmpMode
 AMP_MODES: tuple[str, ...] = get_args(AmpMode)
 
 
+BF16_UNITS: dict[str, str] = {"AMX": "_is_amx_tile_supported", "AVX512-BF16": "_is_avx512_bf16_supported"}
+"""The CPU's native bf16 units, by name, and the ``torch.cpu`` probe that detects each."""
+
+
+def cpu_bf16_units() -> dict[str, bool]:
+    """Which of :data:`BF16_UNITS` this CPU has (a probe this torch lacks is left out)."""
+    units = {}
+    for name, probe in BF16_UNITS.items():
+        check = getattr(torch.cpu, probe, None)
+        if check is not None:
+            try:
+                units[name] = bool(check())
+            except RuntimeError:  # a probe that cannot read the CPU: assume the unit is absent
+                units[name] = False
+    return units
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 dot products natively: Intel AMX tiles, or AVX512-BF16
     (Intel since Cooper Lake, AMD since Zen 4). Without either, bf16 autocast only adds casts."""
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    try:
-        return any(bool(getattr(torch.cpu, probe)()) for probe in probes if hasattr(torch.cpu, probe))
-    except RuntimeError:  # a probe that cannot read the CPU: assume no native bf16
-        return False
+    return any(cpu_bf16_units().values())
 
 
 def resolve_precision(amp: AmpMode, device: torch.device, *, bf16_on_cpu: bool = False) -> torch.dtype | None:
