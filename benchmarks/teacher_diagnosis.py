@@ -22,11 +22,15 @@ Both read the data set and caches of an ascbench home, and a pre-training stage 
     python benchmarks/teacher_diagnosis.py finetune beats HOME/teachers/beats-small-pretrain-... --home HOME --set epochs=40 --precision bf16
     python benchmarks/teacher_diagnosis.py finetune beats random --home HOME --set epochs=40 --model encoder_layers=4 --model encoder_embed_dim=192
     python benchmarks/teacher_diagnosis.py finetune hubert HOME/teachers/hubert-small-pretrain-... --home HOME --set epochs=12 --set min_steps=250 --freeze-frontend
+    python benchmarks/teacher_diagnosis.py finetune beats random --home HOME --set epochs=40 --frontend log-mel --seed 1
     python benchmarks/teacher_diagnosis.py pretrain hubert /tmp/hubert-8ep --home HOME --pretrain-set epochs=8
 
 ``--model`` changes the teacher's architecture (a ``BEATsConfig`` field, or a ``HubertConfig`` field
 for HuBERT), so only with ``random`` weights; ``--freeze-frontend`` fine-tunes with HuBERT's conv
 feature encoder frozen, as the published HuBERT fine-tuning does (BEATs: its patch embedding).
+``--frontend log-mel`` feeds BEATs (``random`` weights) torchaudio's log-mel on the grid of its Kaldi
+fbank instead of the fbank itself, to measure what the official preprocessing costs on this data;
+``--seed`` draws another initialisation and fine-tuning order.
 
 Not a test and not collected by pytest (no ``bench_`` prefix).
 """
@@ -37,6 +41,7 @@ import argparse
 import ast
 import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +53,7 @@ from sklearn.preprocessing import StandardScaler
 from ascbench.data.reader import load_dataset, load_split
 from ascbench.evaluation.metrics import macro_class_accuracy
 from ascbench.features.cache import load_features
+from ascbench.features.frontends import BaselineMel
 from ascbench.recipes.teachers import new_encoder, teacher_frontend
 from ascbench.teachers.base import TeacherClassifier
 from ascbench.teachers.finetune import finetune_teacher
@@ -56,6 +62,30 @@ from ascbench.teachers.beats_pretrain import pretrain_beats
 from ascbench.teachers.hubert import HubertTeacher
 from ascbench.teachers.hubert_pretrain import pretrain_hubert
 from ascbench.teachers.stages import load_state, save_state
+
+
+@dataclass(frozen=True)
+class BEATsGridLogMel(BaselineMel):
+    """The baseline's ``log(mel + 1e-5)`` on the grid of BEATs' Kaldi fbank (16 kHz, 25 ms windows,
+    10 ms hop, 128 bins), time-major as BEATs takes it, shifted and scaled to the normalised
+    fbank's range (mean about 0.2, std about 0.4 on synth-tau22). The two differ in the Kaldi steps (povey window, DC
+    removal, pre-emphasis, 20-Hz low edge) and, above all, in the log floor: machine epsilon on
+    the x 2^15 waveform against the baseline's 1e-5 on the unit-scale one."""
+
+    sample_rate: int = 16_000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 128
+    shift: float = 4.0
+    scale: float = 6.0
+
+    @property
+    def name(self) -> str:
+        return "beats-grid-log-mel"
+
+    def compute(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        return ((super().compute(waveform, sample_rate) + self.shift) / self.scale).transpose(-1, -2)
 
 
 def teacher_config(kind: str):
@@ -133,6 +163,9 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], metavar="FIELD=VALUE",
                         help="architecture override (BEATsConfig or HubertConfig field); needs 'random' weights")
     parser.add_argument("--freeze-frontend", action="store_true", help="fine-tune with the front end frozen")
+    parser.add_argument("--frontend", choices=["kaldi-fbank", "log-mel"], default="kaldi-fbank",
+                        help="BEATs' input (log-mel: random weights only; see BEATsGridLogMel)")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and fine-tuning seed")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast of the fine-tuning steps")
     args = parser.parse_args()
 
@@ -141,12 +174,17 @@ def main() -> None:
     config = with_model_overrides(teacher_config(args.teacher), parse_overrides(args.model))
     if args.model and args.weights != "random":
         parser.error("--model changes the architecture: pre-trained weights would not fit it; use 'random'")
-    features = load_features(dataset, teacher_frontend(args.teacher), home=args.home, progress=False)
+    log_mel = args.frontend == "log-mel"
+    if log_mel and (args.teacher != "beats" or args.weights != "random" or args.what == "pretrain"):
+        parser.error("--frontend log-mel is for BEATs with 'random' weights (pre-training stages learned Kaldi fbank)")
+    frontend = BEATsGridLogMel() if log_mel else teacher_frontend(args.teacher)
+    features = load_features(dataset, frontend, home=args.home, progress=False)
     if args.what == "pretrain":
         pretrain(config, features, split, Path(args.weights), parse_overrides(args.pretrain_set))
         return
-    torch.manual_seed(0)  # a random-init encoder is one fixed draw, so its figures reproduce
+    torch.manual_seed(args.seed)  # a random-init encoder is one fixed draw per seed, so its figures reproduce
     encoder = new_encoder(config)
+    encoder.frontend = frontend
     if args.weights != "random":
         load_state(encoder, Path(args.weights))
     train_rows = features.rows([c.filename for c in split.train])
@@ -169,7 +207,7 @@ def main() -> None:
             freeze_frontend(encoder)
         history: list[dict] = []
         finetune_teacher(classifier, features, train_rows, y_train, dataclasses.replace(config.finetune, **overrides),
-                         seed=0, progress=False, history=history,
+                         seed=args.seed, progress=False, history=history,
                          precision=torch.bfloat16 if args.precision == "bf16" else None)  # fmt: skip
         with torch.inference_mode():
             logits = torch.cat([classifier(features.batch(test_rows[s : s + 128]))[0] for s in range(0, len(test_rows), 128)])
