@@ -72,11 +72,6 @@ class BEATsGridLogMel(BaselineMel):
     removal, pre-emphasis, 20-Hz low edge) and, above all, in the log floor: machine epsilon on
     the x 2^15 waveform against the baseline's 1e-5 on the unit-scale one."""
 
-    sample_rate: int = 16_000
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 128
     shift: float = 4.0
     scale: float = 6.0
 
@@ -86,6 +81,9 @@ class BEATsGridLogMel(BaselineMel):
 
     def compute(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
         return ((super().compute(waveform, sample_rate) + self.shift) / self.scale).transpose(-1, -2)
+
+
+BEATS_GRID_LOG_MEL = BEATsGridLogMel(sample_rate=16_000, n_fft=512, win_length=400, hop_length=160, n_mels=128)
 
 
 def teacher_config(kind: str):
@@ -177,7 +175,7 @@ def main() -> None:
     log_mel = args.frontend == "log-mel"
     if log_mel and (args.teacher != "beats" or args.weights != "random" or args.what == "pretrain"):
         parser.error("--frontend log-mel is for BEATs with 'random' weights (pre-training stages learned Kaldi fbank)")
-    frontend = BEATsGridLogMel() if log_mel else teacher_frontend(args.teacher)
+    frontend = BEATS_GRID_LOG_MEL if log_mel else teacher_frontend(args.teacher)
     features = load_features(dataset, frontend, home=args.home, progress=False)
     if args.what == "pretrain":
         pretrain(config, features, split, Path(args.weights), parse_overrides(args.pretrain_set))
