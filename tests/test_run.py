@@ -114,6 +114,30 @@ def test_ablation_rows_are_runs_of_their_own_beside_the_full_system(tiny_synth_r
     assert table.exit_code == 0 and "tiny-cnn~no-fms" in table.output and "cp-mobile" not in table.output
 
 
+def test_an_ablation_the_recipe_does_not_use_is_refused_before_anything_runs(tiny_synth_root: Path, tmp_path: Path, submissions: Path) -> None:
+    """The supervised recipe has no teacher terms and keeps ADIR off: "tiny-cnn~no-hier" would be
+    tiny-cnn trained again under an ablation's name."""
+    home = tmp_path / "home"
+    common = ["--data", str(tiny_synth_root), "--profile", "smoke", "--home", str(home), "--submissions", str(submissions), "--no-progress"]
+    run = runner.invoke(app, ["run", "--models", "tiny-cnn", "--ablate", "fms,hier,adir", *common])
+    assert run.exit_code != 0
+    assert "tiny-cnn does not use adir, hier" in run.output and "--models" in run.output
+    ablation = runner.invoke(app, ["ablation", "tiny-cnn", "--components", "fms,qat", *common])
+    assert ablation.exit_code != 0 and "tiny-cnn does not use qat" in ablation.output
+    assert list(ResultsStore(home).iter_records()) == []
+
+
+def test_inert_ablations_are_the_components_a_recipe_ignores() -> None:
+    from ascbench.runner.execute import inert_ablations, system_recipe
+    from ascbench.systems.registry import discover
+
+    registry = discover(None)
+    everything = frozenset({"fms", "adir", "front", "hier", "qat", "kd"})
+    assert inert_ablations(system_recipe(registry.get("hubert-mobilenetv2")), "smoke", everything) == []
+    assert inert_ablations(system_recipe(registry.get("beats-mobilenetv2")), "smoke", everything) == ["adir", "front", "hier", "qat"]
+    assert inert_ablations(system_recipe(registry.get("mobilenetv2")), "quick", everything) == ["adir", "front", "hier", "kd", "qat"]
+
+
 BUDGETED_PLUGIN = """
     from torch import nn
     from ascbench import SupervisedRecipe, register_system

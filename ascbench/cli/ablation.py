@@ -10,7 +10,7 @@ import typer
 
 from ascbench.cli.common import HomeOption, console, fail
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
-from ascbench.cli.run import POOL_KD_HELP, check_pool_kd, check_teacher_checkpoint, check_teacher_seed, parse_ablate, parse_fractions, parse_seeds
+from ascbench.cli.run import POOL_KD_HELP, check_ablations, check_pool_kd, check_teacher_checkpoint, check_teacher_seed, parse_ablate, parse_fractions, parse_seeds
 
 
 def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[str]]:
@@ -44,7 +44,8 @@ def ablation(
     Every row is an ordinary run with its own record (recorded under SYSTEM~no-...), so reruns are
     skipped, the teacher stage is shared by all rows, and
     `ascbench leaderboard --systems 'SYSTEM*' --format md` regenerates the table from the records.
-    Components a recipe does not use leave it unchanged: ablate only what SYSTEM has.
+    A component SYSTEM's recipe does not use is refused before anything runs: its row would be
+    the full system again.
     """
     from ascbench.data.resolve import resolve_data
     from ascbench.results.store import ResultsStore
@@ -69,6 +70,7 @@ def ablation(
         check_teacher_seed(teacher_seed, [spec])
     if pool_kd:
         check_pool_kd(pool_kd, [spec], fractions, ablation_sets(names, all_off))
+    check_ablations(names, [spec], profile, option="--components")
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:

@@ -100,6 +100,7 @@ def run(
         check_teacher_seed(teacher_seed, specs)
     if pool_kd:
         check_pool_kd(pool_kd, specs, fractions, [ablations])
+    check_ablations(ablations, specs, profile)
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:
@@ -197,6 +198,24 @@ def check_pool_kd(ratio: float, specs: list, fractions: list[float], ablations: 
     if not all(teacher_signal_left(a) for a in ablations):
         fail(f"--pool-kd {ratio:g} with {', '.join(sorted(TEACHER_TERMS))} all switched off: the pool clips would teach nothing "
              "(they have no labels); keep one of them on")
+
+
+def check_ablations(ablations: frozenset[str], specs: list, profile: str, option: str = "--ablate") -> None:
+    """Every component in ``--ablate`` must be one each selected system's recipe uses; otherwise
+    the "ablated" row would be the full system again under an ablation's name."""
+    if not ablations:
+        return
+    from ascbench.runner.execute import inert_ablations, system_recipe
+
+    try:
+        inert = {spec.name: names for spec in specs if (names := inert_ablations(system_recipe(spec), profile, ablations))}
+    except ValueError as error:  # an unknown profile
+        fail(str(error))
+    if inert:
+        unused = "; ".join(f"{name} does not use {', '.join(names)}" for name, names in inert.items())
+        fail(f"{option} {','.join(sorted(ablations))} at profile {profile!r}: {unused} (a run without them trains exactly "
+             "as the full system, and would repeat it on the leaderboard under an ablation's name). "
+             f"Leave those components out of {option}" + (", or those systems out of --models." if option == "--ablate" else "."))
 
 
 def register(app: typer.Typer) -> None:

@@ -27,7 +27,7 @@ from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.evaluation.quantize import int8_agreement, quantize_int8
 from ascbench.features.cache import CachedFeatures, load_features
 from ascbench.paths import checkpoints_dir, resolve_home
-from ascbench.recipes.base import RecipeContext, RecipeResult
+from ascbench.recipes.base import Recipe, RecipeContext, RecipeResult
 from ascbench.recipes.supervised import SupervisedRecipe
 from ascbench.results.provenance import clock, collect
 from ascbench.results.record import Record, RunKey
@@ -67,10 +67,26 @@ class RunConfig:
     """Unlabeled pool clips per labelled clip distilled on each epoch (None: no teacher)."""
 
 
-def effective_config(recipe, profile: str, ablate: frozenset[str]) -> object:
+def system_recipe(spec: SystemSpec) -> Recipe:
+    """The recipe ``spec`` trains with: its own, or the default supervised one."""
+    return spec.recipe if spec.recipe is not None else SupervisedRecipe()
+
+
+def effective_config(recipe: Recipe, profile: str, ablate: frozenset[str]) -> object:
     """What the run trains with (ablations applied), so the record's config and hash say it."""
     config_for = getattr(recipe, "config_for", None)
     return config_for(profile, ablate) if config_for is not None else recipe.config(profile)
+
+
+def inert_ablations(recipe: Recipe, profile: str, ablate: frozenset[str]) -> list[str]:
+    """The components of ``ablate`` that leave ``recipe``'s config at ``profile`` as it is.
+
+    The recipe does not use them (a supervised recipe has no teacher terms; ADIR is off in the
+    baseline's profiles), so a run with them "off" would train the full system again and put it
+    on the leaderboard under an ablation's name.
+    """
+    full = effective_config(recipe, profile, frozenset())
+    return sorted(name for name in ablate if effective_config(recipe, profile, frozenset({name})) == full)
 
 
 def run_key(request: RunRequest, dataset: Dataset) -> RunKey:
@@ -96,7 +112,7 @@ def execute_run(
     spec = registry.get(request.system)
     split = load_split(dataset, request.fraction)
     device = resolve_device(request.device)
-    recipe = spec.recipe if spec.recipe is not None else SupervisedRecipe()
+    recipe = system_recipe(spec)
     config = RunConfig(
         system=spec.name,
         dataset=dataset.name,
