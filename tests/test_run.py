@@ -128,11 +128,12 @@ def test_an_ablation_the_recipe_does_not_use_is_refused_before_anything_runs(tin
 
 
 def test_inert_ablations_are_the_components_a_recipe_ignores() -> None:
+    from ascbench.ablation import ABLATABLE
     from ascbench.runner.execute import inert_ablations, system_recipe
     from ascbench.systems.registry import discover
 
     registry = discover(None)
-    everything = frozenset({"fms", "adir", "front", "hier", "qat", "kd"})
+    everything = frozenset(ABLATABLE)
     assert inert_ablations(system_recipe(registry.get("hubert-mobilenetv2")), "smoke", everything) == []
     assert inert_ablations(system_recipe(registry.get("beats-mobilenetv2")), "smoke", everything) == ["adir", "front", "hier", "qat"]
     assert inert_ablations(system_recipe(registry.get("mobilenetv2")), "quick", everything) == ["adir", "front", "hier", "kd", "qat"]

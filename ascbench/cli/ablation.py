@@ -70,7 +70,7 @@ def ablation(
         check_teacher_seed(teacher_seed, [spec])
     if pool_kd:
         check_pool_kd(pool_kd, [spec], fractions, ablation_sets(names, all_off))
-    check_ablations(names, [spec], profile, option="--components")
+    check_ablations(names, [spec], profile, option="--components", remedy="")
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
     except (FileNotFoundError, ValueError) as error:

@@ -200,8 +200,10 @@ def check_pool_kd(ratio: float, specs: list, fractions: list[float], ablations: 
              "(they have no labels); keep one of them on")
 
 
-def check_ablations(ablations: frozenset[str], specs: list, profile: str, option: str = "--ablate") -> None:
-    """Every component in ``--ablate`` must be one each selected system's recipe uses; otherwise
+def check_ablations(
+    ablations: frozenset[str], specs: list, profile: str, option: str = "--ablate", remedy: str = ", or those systems out of --models"
+) -> None:
+    """Every component in ``option`` must be one each selected system's recipe uses; otherwise
     the "ablated" row would be the full system again under an ablation's name."""
     if not ablations:
         return
@@ -215,7 +217,7 @@ def check_ablations(ablations: frozenset[str], specs: list, profile: str, option
         unused = "; ".join(f"{name} does not use {', '.join(names)}" for name, names in inert.items())
         fail(f"{option} {','.join(sorted(ablations))} at profile {profile!r}: {unused} (a run without them trains exactly "
              "as the full system, and would repeat it on the leaderboard under an ablation's name). "
-             f"Leave those components out of {option}" + (", or those systems out of --models." if option == "--ablate" else "."))
+             f"Leave those components out of {option}{remedy}.")
 
 
 def register(app: typer.Typer) -> None:
