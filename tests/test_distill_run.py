@@ -66,6 +66,20 @@ def test_a_teacher_fine_tuned_after_a_cached_pretraining_is_the_same_teacher(hom
     assert again["metrics"] == first["metrics"]
 
 
+def test_a_student_of_a_cached_teacher_is_the_student_of_a_teacher_built_in_the_process(home: Path, tiny_synth_root: Path,
+                                                                                         tmp_path: Path) -> None:  # fmt: skip
+    """In ``home`` both teacher stages were built before the student; here both come from disk.
+    Building them draws random numbers: the student's training-only modules (W_p, the stage
+    heads) must start from the same weights either way, or a result depends on the cache."""
+    other = tmp_path / "home"
+    shutil.copytree(home / "teachers", other / "teachers", ignore=shutil.ignore_patterns("work"))
+    run_cli(other, tiny_synth_root, "--models", "hubert-mobilenetv2")
+    first, again = records(home)["hubert-mobilenetv2"], records(other)["hubert-mobilenetv2"]
+    assert first["notes"]["teacher_reused"] == {"pretrain": False, "finetune": False}
+    assert again["notes"]["teacher_reused"] == {"pretrain": True, "finetune": True}
+    assert again["metrics"] == first["metrics"]
+
+
 def test_a_teacher_in_the_other_precision_is_cached_apart(home: Path, tiny_synth_root: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """HuBERT's "auto" precision is bf16 on a CPU with native bf16 and fp32 on others: a home carried to

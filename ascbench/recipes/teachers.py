@@ -38,6 +38,7 @@ from ascbench.teachers.base import TeacherClassifier, TeacherEncoder
 from ascbench.teachers.finetune import FINETUNE_REVISION, FinetuneConfig, finetune_teacher, teacher_outputs
 from ascbench.teachers.stages import TeacherStageKey, get_or_build, load_outputs, load_state, read_manifest, save_outputs, save_state
 from ascbench.training.config import AmpMode
+from ascbench.training.engine import global_rng_preserved
 from ascbench.training.precision import autocast, precision_tag, resolve_precision
 
 TeacherKind = Literal["hubert", "beats"]
@@ -146,7 +147,16 @@ def _from_checkpoint(kind: TeacherKind, path: Path) -> TeacherEncoder:
 
 
 def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path | None = None) -> TeacherStage:
-    """The fine-tuned teacher stage for this run's split, building the stages that are missing."""
+    """The fine-tuned teacher stage for this run's split, building the stages that are missing.
+
+    The global random state is left as it was found: what the student draws next (its
+    training-only modules, W_p and the stage heads) must not depend on whether the teacher was
+    built in this process or read from the cache."""
+    with global_rng_preserved():
+        return _prepare_teacher(ctx, config, checkpoint)
+
+
+def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path | None) -> TeacherStage:
     features = ctx.features_for(teacher_frontend(config.kind))
     dataset = ctx.split.dataset
     seconds: dict[str, float] = {}

@@ -208,6 +208,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextlib.contextmanager
+def global_rng_preserved() -> Iterator[None]:
+    """Run a block without moving Python's, numpy's or torch's global random state.
+
+    Why: work that a cache may or may not skip (a teacher stage built now or read from disk) must
+    not change the draws that follow it, or a run's result depends on what the cache held."""
+    python, numpy_state, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
 def resolve_device(device: torch.device | str = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else the CPU; anything else as ``torch.device`` reads it."""
     if isinstance(device, str) and device == "auto":
