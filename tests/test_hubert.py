@@ -109,7 +109,7 @@ def test_span_mask_masks_spans():
     assert 0.2 < fraction < 0.95  # spans of 10 from 80 % of the frames, overlapping
 
 
-def test_pretraining_lowers_masked_loss_and_resumes(tmp_path):
+def test_pretraining_lowers_masked_loss_and_resumes(tmp_path, monkeypatch):
     clips, _ = tone_clips(48)
     config = HubertPretrainConfig(model_overrides=TINY, clusters=8, epochs=5, batch_size=16, lr=2e-3, final_dim=16)
     model = pretrain_hubert(waves(clips, tmp_path), np.arange(48), config, tmp_path / "work", seed=0, progress=False)
@@ -117,10 +117,17 @@ def test_pretraining_lowers_masked_loss_and_resumes(tmp_path):
     losses = [epoch["loss"] for epoch in log[0]["epochs"]]
     assert losses[-1] < losses[0] - 0.2, losses
     assert not model.training
-    # a repeated call reuses the finished iteration instead of training again
+    # a repeated call reuses the finished iteration instead of training again, and keeps its log
+    from ascbench.teachers import hubert_pretrain
+
+    def retrain(*args, **kwargs):
+        raise AssertionError("a finished iteration was trained again")
+
+    monkeypatch.setattr(hubert_pretrain, "_train_iteration", retrain)
     again = pretrain_hubert(waves(clips, tmp_path), np.arange(48), config, tmp_path / "work", seed=0, progress=False)
     for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
+    assert __import__("json").loads((tmp_path / "work" / "pretrain_log.json").read_text()) == log
 
 
 def test_second_iteration_clusters_layer_features(tmp_path):

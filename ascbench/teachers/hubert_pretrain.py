@@ -241,16 +241,18 @@ def pretrain_hubert(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     rows = np.asarray(rows, dtype=np.int64)
-    identity = {"config": asdict(config), "seed": seed, "rows": hashlib.sha256(rows.tobytes()).hexdigest()[:16]}
+    # through JSON and back, as done.json will be read (tuples become lists), or it never matches
+    identity = json.loads(json.dumps({"config": asdict(config), "seed": seed, "rows": hashlib.sha256(rows.tobytes()).hexdigest()[:16]}))
     console = Console(stderr=True, quiet=not progress)
     log: list[dict] = []
     model: HubertModel | None = None
     for iteration in range(1, config.iterations + 1):
         directory = workdir / f"iter{iteration}"
         done = directory / "done.json"
-        if done.is_file() and json.loads(done.read_text()) == identity:
+        if done.is_file() and json.loads(done.read_text()).get("identity") == identity:
             console.print(f"HuBERT iteration {iteration}: reusing {directory}")
             model = load_hubert(directory).to(device)
+            log.append(json.loads(done.read_text())["log"])
             continue
         started = time.perf_counter()
         if iteration == 1:
@@ -264,7 +266,9 @@ def pretrain_hubert(
         history = _train_iteration(model, waves, rows, units, clusters, config, seed + iteration, device, progress, iteration, precision)
         log.append({"iteration": iteration, "clusters": clusters, "seconds": round(time.perf_counter() - started, 1), "epochs": history})
         save_hubert(model, directory)
-        done.write_text(json.dumps(identity))
+        partial = done.with_suffix(".tmp")
+        partial.write_text(json.dumps({"identity": identity, "log": log[-1]}))
+        partial.replace(done)  # written last and whole: an interrupted save is retrained, never trusted
     (workdir / "pretrain_log.json").write_text(json.dumps(log, indent=2) + "\n")
     return model.eval()
 
