@@ -147,11 +147,15 @@ def test_teacher_exposes_patch_embeddings_layers_and_pooled(io):
     assert teacher.frontend == KaldiFbank() and teacher.model.predictor is None
     assert (teacher.num_layers, teacher.hidden_size, teacher.cnn_dim) == (2, 64, 32)
     out = teacher(io["fbank"])
-    assert out.cnn_features.shape == (2, 48, 32)
+    # 48 tokens are 6 time steps x 8 frequency patches, flattened time-major; the front-end
+    # features that eq. 15 aligns in time are the 6 time steps, frequency patches averaged
+    patches = teacher.model(io["fbank"]).patch_embeddings
+    assert patches.shape == (2, 48, 32) and out.cnn_features.shape == (2, 6, 32)
+    torch.testing.assert_close(out.cnn_features[:, 1], patches[:, 8:16].mean(dim=1))
     assert [h.shape for h in out.hidden_states] == [(2, 48, 64)] * 2
     assert _max_error(out.hidden_states[-1], io["pretrained_features"]) < ATOL
     assert _max_error(out.pooled, io["pretrained_features"].mean(dim=1)) < ATOL
-    torch.testing.assert_close(out.cnn_features.mean(-1), torch.zeros(2, 48), atol=1e-5, rtol=0)  # after LayerNorm (weights 1, bias 0)
+    torch.testing.assert_close(patches.mean(-1), torch.zeros(2, 48), atol=1e-5, rtol=0)  # after LayerNorm (weights 1, bias 0)
 
 
 @torch.no_grad()

@@ -452,8 +452,9 @@ def load_beats_checkpoint(path: Path | str, map_location: str | torch.device = "
 class BEATsTeacher(TeacherEncoder):
     """A BEATs backbone as a distillation teacher on cached :class:`KaldiFbank` features.
 
-    ``cnn_features`` are the patch embeddings after ``layer_norm`` (``[B, T, embed_dim]``),
-    ``hidden_states`` every layer's output, ``pooled`` the time mean of the last. A fine-tuned
+    ``cnn_features`` are the patch embeddings after ``layer_norm``, averaged over the patches of
+    each time step (``[B, frames / patch, embed_dim]``): front-end alignment (eq. 15) compares
+    frames in time, and the encoder's token sequence interleaves frequency patches. ``hidden_states`` every layer's output, ``pooled`` the time mean of the last. A fine-tuned
     model's AudioSet ``predictor`` is not used (the :class:`~ascbench.teachers.base.TeacherClassifier`
     brings its own heads) and is dropped.
     """
@@ -481,7 +482,9 @@ class BEATsTeacher(TeacherEncoder):
 
     def forward(self, x: torch.Tensor) -> TeacherOutput:
         out = self.model(x)
-        return TeacherOutput(cnn_features=out.patch_embeddings, hidden_states=out.hidden_states, pooled=out.features.mean(dim=1))
+        per_time_step = x.shape[-1] // self.model.cfg.input_patch_size  # patches are flattened time-major
+        frames = out.patch_embeddings.unflatten(1, (-1, per_time_step)).mean(dim=2)
+        return TeacherOutput(cnn_features=frames, hidden_states=out.hidden_states, pooled=out.features.mean(dim=1))
 
 
 # -- complexity ----------------------------------------------------------------------------------

@@ -56,11 +56,12 @@ class FinetuneConfig:
     (``TrainConfig.min_steps``, the same floor as the students'); None = ``epochs`` as given."""
 
 
-FINETUNE_REVISION = 3
+FINETUNE_REVISION = 4
 """Bumped whenever the code changes what a given :class:`FinetuneConfig` produces; it is part of the
 fine-tuned stage's cache key, so teachers cached by older code are rebuilt, not reused.
 2: numpy's global RNG is seeded (HuBERT's SpecAugment reads it); 3: torch's is seeded before the
-classification heads are built (``ascbench.recipes.teachers``)."""
+classification heads are built (``ascbench.recipes.teachers``); 4: BEATs' ``cnn_features`` are
+time steps (frequency patches averaged), not the token sequence."""
 
 
 TEACHER_FINETUNE = FinetuneConfig(epochs=12, lr=3e-3, encoder_lr=1e-3)
