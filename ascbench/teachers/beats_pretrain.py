@@ -251,9 +251,9 @@ def pretrain_beats(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _warmup_cosine(step, warmup, total_steps))
     identity = _run_identity(features, rows, config, seed)
     history: list[dict] = []
-    start_epoch = _resume(workdir / RESUME_FILE, identity, model, optimizer, schedule, history, device)
-    mask_generator = torch.Generator().manual_seed(seed + 2)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
+    start_epoch = _resume(workdir / RESUME_FILE, identity, model, optimizer, schedule, scaler, history, device)
+    mask_generator = torch.Generator().manual_seed(seed + 2)
 
     with torch.enable_grad(), _progress(progress, "BEATs pre-training", total_steps, done=start_epoch * steps_per_epoch) as advance:
         for epoch in range(start_epoch, config.epochs):
@@ -281,7 +281,7 @@ def pretrain_beats(
                  "seconds": time.perf_counter() - started}
             )
             state = {"identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "schedule": schedule.state_dict(), "history": history, "rng": _rng_state()}
+                     "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "history": history, "rng": _rng_state()}
             _save_atomic(state, workdir / RESUME_FILE)
 
     encoder = model.encoder.eval()
@@ -305,7 +305,8 @@ def _run_identity(features: CachedFeatures, rows: np.ndarray, config: BEATsPretr
     return digest.hexdigest()
 
 
-def _resume(path: Path, identity: str, model: nn.Module, optimizer, schedule, history: list, device: torch.device) -> int:
+def _resume(path: Path, identity: str, model: nn.Module, optimizer, schedule, scaler: torch.amp.GradScaler, history: list,
+            device: torch.device) -> int:  # fmt: skip
     """Load the saved state of the same run, if any; return the epoch to start from."""
     if not path.is_file():
         return 0
@@ -320,6 +321,8 @@ def _resume(path: Path, identity: str, model: nn.Module, optimizer, schedule, hi
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
+    if state.get("scaler"):  # fp16 only: the loss scale it had reached, not a restart at 2^16
+        scaler.load_state_dict(state["scaler"])
     history.extend(state["history"])
     torch.set_rng_state(state["rng"]["cpu"].cpu())  # dropout draws continue as if never interrupted
     if "cuda" in state["rng"] and torch.cuda.is_available():
