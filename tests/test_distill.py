@@ -357,6 +357,18 @@ def test_unlabeled_clips_learn_from_the_teacher_alone() -> None:
     assert labelled_only.ce.item() == pytest.approx(nn.functional.cross_entropy(logits, labels.clamp(min=0)).item())
 
 
+@pytest.mark.parametrize("unlabeled", [False, True])
+def test_distillation_cross_entropy_is_smoothed_as_the_run_asks(unlabeled: bool) -> None:
+    """``TrainConfig.label_smoothing`` reaches L_CE of eq. 19 as it reaches a student without a teacher."""
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 10), torch.tensor([3, 1, 7, 2, 9, 0])
+    config = DistillConfig(front=False, hier=False, final_kd=False)
+    smoothed = DistillObjective(config, unlabeled=unlabeled, label_smoothing=0.2)(logits, labels, temperature=2.0)
+    expected = nn.functional.cross_entropy(logits, labels, label_smoothing=0.2).item()
+    assert smoothed.ce.item() == pytest.approx(expected)
+    assert expected != pytest.approx(nn.functional.cross_entropy(logits, labels).item())
+
+
 # --- eq. 18: quantization-aware training ------------------------------------------------------
 
 
@@ -478,3 +490,47 @@ def test_distillation_loss_names_its_teacher_so_checkpoints_never_resume_across_
 
     a, b = (_loss_fn(None, DistillConfig(), get_profile("smoke"), 10, None, (), stage) for stage in ("stage-a", "stage-b"))
     assert "stage-a" in a.__qualname__ and a.__qualname__ != b.__qualname__
+
+
+def test_pool_kd_is_refused_when_the_recipe_leaves_no_teacher_term() -> None:
+    """beats-mobilenetv2's recipe has no front alignment and no hierarchical KD: with ``--ablate kd``
+    nothing of its teacher is left, so the unlabeled pool clips (no labels) would teach nothing,
+    though ``kd`` alone is not every teacher term by name."""
+    from ascbench.recipes.distill import with_unlabeled_pool
+    from ascbench.runner.execute import system_recipe
+    from ascbench.systems.registry import discover
+
+    recipe = system_recipe(discover(None).get("beats-mobilenetv2"))
+    distill = recipe.config_for("smoke", frozenset({"kd"})).distill
+    assert not (distill.front or distill.hier or distill.final_kd)
+    with pytest.raises(ValueError, match="would teach nothing"):
+        with_unlabeled_pool(None, None, 1.0, distill)  # type: ignore[arg-type]  # refused before either is read
+
+
+def test_a_distillation_checkpoint_is_not_resumed_under_other_loss_weights() -> None:
+    """The engine resumes an epoch checkpoint only when its loss function's name matches: the name
+    of the distillation loss must change with eq. 19's α's (and every other DistillConfig field)."""
+    from ascbench.recipes.distill import _loss_fn
+
+    config = get_profile("smoke")
+    names = {
+        _loss_fn(None, distill, config, 100, None, (), "hubert-small-finetune-x").__qualname__  # type: ignore[arg-type]
+        for distill in (DistillConfig(), DistillConfig(alpha_kd=2.0), DistillConfig(t_max=4.0))
+    }
+    assert len(names) == 3
+
+
+def test_frame_level_alignment_trains_on_unrolled_inputs() -> None:
+    """Eq. 15 compares the student's frame i with the (unaugmented) teacher's frame i: H_M, the one
+    recipe with front-end alignment, trains without the time roll at every profile, ablated or not,
+    while logit-KD-only beats-mobilenetv2 keeps the profile's roll."""
+    from ascbench.runner.execute import system_recipe
+    from ascbench.systems.registry import discover
+
+    registry = discover(None)
+    hubert, beats = (system_recipe(registry.get(name)) for name in ("hubert-mobilenetv2", "beats-mobilenetv2"))
+    for profile in ("smoke", "quick", "dcase"):
+        assert hubert.config_for(profile).distill.front
+        assert hubert.config_for(profile).train.roll_s == 0.0
+        assert hubert.config_for(profile, frozenset({"front"})).train.roll_s == 0.0  # the ablation changes one thing
+        assert beats.config_for(profile).train.roll_s == get_profile(profile).roll_s > 0

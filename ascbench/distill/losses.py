@@ -218,14 +218,14 @@ class HierarchicalKD(nn.Module):
         return torch.stack(per_stage).mean()
 
 
-def labelled_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def labelled_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean CE over the batch's labelled clips; unlabeled pool clips (label < 0) learn from the
     teacher terms alone. A batch without any labelled clip gives 0 (not the NaN of an empty mean).
 
     A masked mean rather than a branch on the mask: deciding on a GPU tensor's value would stop
     the host for every batch."""
     labelled = labels >= 0
-    per_clip = F.cross_entropy(logits, labels.clamp(min=0), reduction="none")
+    per_clip = F.cross_entropy(logits, labels.clamp(min=0), reduction="none", label_smoothing=label_smoothing)
     return (per_clip * labelled).sum() / labelled.sum().clamp(min=1)
 
 
@@ -279,9 +279,12 @@ class DistillObjective(nn.Module):
         stage_channels: Sequence[int] = (),
         routing: Routing | None = None,
         unlabeled: bool = False,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         self.config = config
+        self.label_smoothing = label_smoothing
+        """``TrainConfig.label_smoothing`` of the run: L_CE is the students' cross-entropy, smoothed alike."""
         self.unlabeled = unlabeled
         """Batches may hold unlabeled pool clips (label < 0, ``--pool-kd``): cross-entropy is then
         their masked mean (:func:`labelled_cross_entropy`); otherwise plain cross-entropy, which
@@ -312,7 +315,10 @@ class DistillObjective(nn.Module):
         student_front: torch.Tensor | None = None,
     ) -> LossTerms:
         """Loss terms for one batch; teacher tensors are the cached per-clip teacher outputs."""
-        ce = labelled_cross_entropy(logits, labels) if self.unlabeled else F.cross_entropy(logits, labels)
+        if self.unlabeled:
+            ce = labelled_cross_entropy(logits, labels, self.label_smoothing)
+        else:
+            ce = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         kd_terms = []
         if self.config.final_kd:
             if teacher_logits is None:

@@ -10,7 +10,8 @@ Two uses, one recipe (paper §3.3, eq. 14–19):
      α3·L_CE). Inputs are augmented with FMS and ADIR (eq. 13).
   2. *hierarchical semantic KD* (eq. 16–17): each student stage is routed to its three most
      similar teacher layers (linear CKA of time-pooled representations, computed on training clips
-     with the stage-1 student), and a training-only head on the stage is distilled towards their
+     with the stage-1 student; with ``--ablate front`` there is no stage 1, and the routing is
+     computed with the freshly initialised student), and a training-only head on the stage is distilled towards their
      softened layer distributions at T(t) = Tmax·e^(−βt) + Tmin, with final-logit KD and the
      alignment term kept: the full eq. 19, α1·L_front + α2·L_KD + α3·L_CE.
      Quantization-aware training (eq. 18: per-channel int8 fake-quantised weights, straight-
@@ -20,7 +21,9 @@ Two uses, one recipe (paper §3.3, eq. 14–19):
 Every component can be switched off (``--ablate fms,adir,front,hier,qat``). The teacher runs
 once per split (cached, see :mod:`ascbench.recipes.teachers`); students read its stored outputs,
 computed on clean inputs, so augmentation perturbs only the student side (as in CP-JKU's
-ensemble distillation).
+ensemble distillation). H_M trains without the profiles' time roll: eq. 15 compares the student's
+frame i with the teacher's frame i, which a roll of the student's input alone would misalign (a
+shift of up to ±0.1 s, a tenth of the clip); the paper's augmentations are FMS and ADIR only.
 
 Not in the paper, opt-in (``--pool-kd R``): each epoch also draws R unlabeled training-pool clips
 per labelled clip, on which the student learns from the teacher terms alone (no CE). The teacher
@@ -40,7 +43,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ascbench.ablation import teacher_signal_left
 from ascbench.distill.features import FeatureTaps, pooled_taps, tap_channels
 from ascbench.distill.losses import DistillConfig, DistillObjective
 from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, has_fake_quant
@@ -48,6 +50,7 @@ from ascbench.distill.routing import Routing, route
 from ascbench.recipes.base import RecipeContext, RecipeResult
 from ascbench.recipes.supervised import training_data, training_notes
 from ascbench.recipes.teachers import TeacherConfig, TeacherStage, prepare_teacher
+from ascbench.results.provenance import config_hash
 from ascbench.systems.registry import model_input_shape
 from ascbench.training import EpochEnd, TrainConfig, TrainingData, UnlabeledPool, get_profile, train
 from ascbench.training.config import QUICK_MIN_STEPS
@@ -142,7 +145,7 @@ class DistillRecipe:
         data = training_data(ctx, train_config)
         pool_kd = float(ctx.extra.get("pool_kd") or 0.0)
         if pool_kd > 0:
-            data = with_unlabeled_pool(data, ctx, pool_kd)
+            data = with_unlabeled_pool(data, ctx, pool_kd, distill)
         front_tap = getattr(model, "front_tap", None)
         stage_taps = tuple(model.stage_taps()) if hasattr(model, "stage_taps") else ()
         if (distill.front and front_tap is None) or (distill.hier and not stage_taps):
@@ -169,6 +172,7 @@ class DistillRecipe:
                 teacher_front_dim=stage.cnn_dim,
                 student_front_channels=tap_channels(model, [front_tap], shape)[0],
                 unlabeled=data.pool is not None,
+                label_smoothing=train_config.label_smoothing,
             )
             wrapper = StudentWithObjective(model, objective)
             started = time.perf_counter()
@@ -188,6 +192,7 @@ class DistillRecipe:
             stage_channels=tap_channels(model, stage_taps, shape) if distill.hier else (),
             routing=routing,
             unlabeled=data.pool is not None,
+            label_smoothing=train_config.label_smoothing,
         )
         if front_module is not None:
             objective.front = front_module  # W_p keeps what stage 1 learned
@@ -208,7 +213,7 @@ class DistillRecipe:
         return RecipeResult(model=student.eval(), stage_seconds=timings, notes=notes)
 
 
-def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float) -> TrainingData:
+def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float, distill: DistillConfig) -> TrainingData:
     """``data`` plus the split's unlabeled training-pool clips, ``ratio`` of them per labelled clip
     in each epoch (``ascbench run --pool-kd``).
 
@@ -219,7 +224,7 @@ def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float) ->
     run is recorded under its own name. (On synth-tau22 it adds nothing over the same number of
     steps on the split alone; see the README.)
     """
-    if not teacher_signal_left(ctx.ablate):
+    if not (distill.front or distill.hier or distill.final_kd):  # the recipe's own choices count, not only --ablate
         raise ValueError("--pool-kd: every teacher term is switched off, so the unlabeled pool clips would teach nothing")
     clips = ctx.split.unlabeled
     if not clips:
@@ -260,8 +265,9 @@ def _loss_fn(targets: TeacherTargets, distill: DistillConfig, config: TrainConfi
              front_tap: str | None, stage_taps: tuple[str, ...], teacher_stage: str):  # fmt: skip
     """The engine's loss hook: eq. 19 over one batch, teacher targets looked up by cache row.
 
-    Its ``__qualname__`` names the teacher stage: the engine's resume fingerprint includes it, so an
-    epoch checkpoint distilled from another teacher is never resumed from."""
+    Its ``__qualname__`` names the teacher stage and hashes ``distill``: the engine's resume
+    fingerprint includes it, so an epoch checkpoint distilled from another teacher, or under other
+    α's, temperatures or routing, is never resumed from."""
     steps_per_epoch = max(1, math.ceil(n_clips / config.batch_size))
     names = ([front_tap] if front_tap else []) + list(stage_taps)
 
@@ -283,7 +289,7 @@ def _loss_fn(targets: TeacherTargets, distill: DistillConfig, config: TrainConfi
         )
         return terms.total
 
-    loss.__qualname__ = f"distill(teacher={teacher_stage}, taps={names})"
+    loss.__qualname__ = f"distill(teacher={teacher_stage}, taps={names}, config={config_hash(distill)[:16]})"
     return loss
 
 
@@ -332,11 +338,16 @@ def teacher_profiles(
     return {"smoke": smoke, "quick": quick, "dcase": make_teacher("base")}
 
 
-def distill_configs(teachers: dict[str, TeacherConfig], distill: DistillConfig, two_stage: bool, adir_p: float) -> dict[str, DistillRecipeConfig]:
-    """One recipe config per training profile, with the paper's augmentations on."""
+def distill_configs(
+    teachers: dict[str, TeacherConfig], distill: DistillConfig, two_stage: bool, adir_p: float, time_roll: bool = True
+) -> dict[str, DistillRecipeConfig]:
+    """One recipe config per training profile, with the paper's augmentations on; ``time_roll``
+    False turns the profile's time roll off (frame-level alignment needs the frames in place)."""
     configs = {}
     for profile, teacher in teachers.items():
         train_config = dataclasses.replace(get_profile(profile), adir_p=adir_p)
+        if not time_roll:
+            train_config = dataclasses.replace(train_config, roll_s=0.0)
         configs[profile] = DistillRecipeConfig(train_config, distill, teacher, two_stage=two_stage)
     return configs
 
