@@ -175,6 +175,25 @@ def test_transformer_ops_are_counted_per_token():
     assert report.uncounted_ops == {}
 
 
+def test_torch_multihead_attention_is_counted_completely():
+    """nn.MultiheadAttention reshapes with ``unflatten``, which moves no data through a multiplier:
+    it must not turn a fully counted model's verdict into "lower bound"."""
+    t, d = 5, 8
+    report = measure_complexity(_SelfAttention(d), (1, t, d))
+    assert report.uncounted_ops == {}
+    assert report.macs_complete
+    assert report.by_operator["linear"] == t * d * 3 * d + t * 3 * d + t * d * d + t * d  # in- and out-projection, with biases
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(d, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x, x, x, need_weights=False)[0]
+
+
 class _ConvGru(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -77,7 +77,7 @@ ZERO_MAC_OPS: frozenset[str] = frozenset(
         "clamp_min clamp_max minimum maximum where "
         # resampling and layout
         "upsample_nearest1d upsample_nearest2d upsample_bilinear2d upsample_linear1d pad reflection_pad1d "
-        "reflection_pad2d replication_pad2d pixel_shuffle flip repeat expand_as alias "
+        "reflection_pad2d replication_pad2d pixel_shuffle flip repeat expand_as alias unflatten "
         "dropout_ feature_dropout alpha_dropout"
     ).split()
 )
