@@ -15,6 +15,7 @@ from ascbench.evaluation.audit import PAPER_TABLES, Claim, ClaimFileError, audit
 # conv 1->4, 3x3, padding 1: 36 weights + 4 biases = 40 params, (36 + 4) MACs per output position;
 # average pooling and flatten: 0; linear 4->10: 40 + 10 = 50 params and 50 MACs.
 FACTORY = """
+import torch
 from torch import nn
 
 def small():
@@ -22,6 +23,18 @@ def small():
 
 def broken():
     raise RuntimeError("no weights for you")
+
+class Untraceable(nn.Module):  # runs eagerly, refuses the JIT trace (as a custom extension op does)
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 10)
+    def forward(self, x):
+        if torch.jit.is_tracing():
+            raise RuntimeError("my_extension::fused_op cannot be traced")
+        return self.fc(x.flatten(1)[:, :4])
+
+def untraceable():
+    return Untraceable()
 """
 SMALL_PARAMS = 40 + 50
 
@@ -104,6 +117,10 @@ def test_profile_bad_factory_references_say_what_was_expected(factory_file: Path
     assert failing.exit_code == 2 and "no weights for you" in flat(failing.output)
     wrong_shape = invoke("profile", f"{factory_file}:small", "--input-shape", "1,16000")
     assert wrong_shape.exit_code == 2 and "--input-shape" in flat(wrong_shape.output)
+    untraceable = invoke("profile", f"{factory_file}:untraceable", "--input-shape", "1,4")
+    message = flat(untraceable.output)
+    assert untraceable.exit_code == 2 and "MAC counting" in message and "cannot be traced" in message
+    assert "--input-shape right" not in message  # the forward pass ran: the shape is not the problem
 
 
 # --- audit: the arithmetic ----------------------------------------------------------------------
@@ -186,6 +203,17 @@ def test_claims_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
     path.write_text("name,params\nx,1\n")
     with pytest.raises(ClaimFileError, match=r"claims.csv:1: header has no 'system' column"):
         load_claims(path)
+
+
+def test_non_finite_claims_are_refused_with_the_field_or_line(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="size_kb must be a finite"):
+        Claim("x", params=10, size_kb=float("nan"))
+    single = invoke("audit", "--params", "1000", "--size-kb", "nan")
+    assert single.exit_code == 2 and "size_kb must be a finite" in flat(single.output)
+    path = tmp_path / "claims.csv"
+    path.write_text("system,params,size_kb\nx,1000,inf\n")
+    table = invoke("audit", "--table", str(path))
+    assert table.exit_code == 2 and "'inf' is not a finite number" in flat(table.output)
 
 
 def test_claims_file_without_bits_assumes_int8_and_says_so(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ claim exactly at a limit passes, as DCASE's ``<=`` does.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -67,8 +68,8 @@ class Claim:
             raise ValueError(f"bits must be between 1 and 64, got {self.bits}")
         for name in ("params", "size_kb", "macs"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must not be negative, got {value}")
+            if value is not None and (not math.isfinite(value) or value < 0):  # nan passes "< 0"
+                raise ValueError(f"{name} must be a finite, non-negative number, got {value}")
 
     @property
     def bits_assumed(self) -> bool:
@@ -237,9 +238,12 @@ def _claim_from_row(row: dict[str, str], where: str) -> Claim:
 
     def real(text: str) -> float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ValueError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite number")
+        return value
 
     def whole(text: str) -> int:
         bits = parse_count(text)

@@ -170,15 +170,25 @@ def measure(target: Target) -> tuple[ComplexityReport, tuple[int, ...]]:
     try:
         with torch.no_grad():
             out = target.model(torch.zeros(target.input_shape))
-        report = measure_complexity(target.model, target.input_shape)
     except Exception as exc:
         raise TargetError(
-            f"{target.name}: forward pass on a {list(target.input_shape)} input failed "
-            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+            f"{target.name}: forward pass on a {list(target.input_shape)} input failed ({_first_line(exc)}); "
             "is --input-shape right for this model?"
+        ) from None
+    try:
+        report = measure_complexity(target.model, target.input_shape)
+    except Exception as exc:  # the forward pass ran: the JIT trace fvcore counts on did not
+        raise TargetError(
+            f"{target.name}: the forward pass runs, but MAC counting (fvcore's JIT trace) failed ({_first_line(exc)}); "
+            "a model must be traceable by torch.jit.trace to be counted"
         ) from None
     out_shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
     return report, out_shape
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def int8_size(target: Target, calibration_clips: int = 32, save: Path | None = None) -> Int8Size:
