@@ -90,6 +90,19 @@ def test_accuracy_drop_and_mac_growth_fail(store: ResultsStore, runs, reference:
     assert "no regressions" not in out
 
 
+def test_a_mac_count_that_became_a_lower_bound_is_reported(store: ResultsStore, runs, reference: Path) -> None:
+    """A model change that brings in an operator fvcore cannot count leaves the MACs a lower bound:
+    the DCASE verdict the reference had can no longer be vouched for."""
+    def recurrent(record, predictions):
+        partial = dataclasses.replace(record.complexity, uncounted_ops=["aten::gru"])
+        return dataclasses.replace(record, complexity=partial), predictions
+
+    _rewrite(store, runs, "cp-mobile", recurrent)
+    result = _check(reference)
+    assert result.exit_code == 1, result.output
+    assert "DCASE limit no longer verifiable: MACs > 30 M? (uncounted operators)" in " ".join(result.output.split())
+
+
 def test_drop_within_tolerance_passes_unless_tolerance_is_zero(store: ResultsStore, runs, reference: Path) -> None:
     def slightly_worse(record, predictions):
         degraded = make_wrong(predictions, 2)

@@ -100,14 +100,23 @@ def test_dcase_limits_are_inclusive_and_checked_separately(runs) -> None:
     # yet not a legal DCASE system
     pooled = rekey(dataclasses.replace(record, provenance={**record.provenance, "config": {**record.provenance["config"], "pool_kd": 1.0}}),
                    system="cp-mobile@pool-kd1")  # fmt: skip
-    records = [at_limit, over_macs, over_memory, pooled]
+    # operators fvcore could not count: the MACs are a lower bound, under the limit that proves nothing
+    partial = rekey(dataclasses.replace(record, complexity=dataclasses.replace(
+        record.complexity, macs=1_000_000, uncounted_ops=["aten::gru"])), system="recurrent")
+    partial_over = rekey(dataclasses.replace(record, complexity=dataclasses.replace(
+        record.complexity, macs=DCASE_MAX_MACS + 1, uncounted_ops=["aten::gru"])), system="recurrent-wide")
+    records = [at_limit, over_macs, over_memory, pooled, partial, partial_over]
     table = build_leaderboard(records)
     assert table.loc["cp-mobile", ["memory_ok", "macs_ok", "dcase_pass"]].tolist() == [True, True, True]
     assert table.loc["wide", ["memory_ok", "macs_ok", "dcase_pass"]].tolist() == [True, False, False]
     assert table.loc["big", ["memory_ok", "macs_ok", "dcase_pass"]].tolist() == [False, True, False]
     assert table.loc["cp-mobile@pool-kd1", ["memory_ok", "macs_ok", "split_audio_only", "dcase_pass"]].tolist() == [True, True, False, False]
     assert table.loc["cp-mobile", "split_audio_only"]
+    assert table.loc["recurrent", ["memory_ok", "macs_ok", "dcase_pass"]].tolist() == [True, None, None]
+    assert table.loc["recurrent-wide", ["macs_ok", "dcase_pass"]].tolist() == [False, False]  # a lower bound over it is enough
     shown = display_frame(build_leaderboards(records)[0]).set_index("System")
+    assert shown.loc["recurrent", "DCASE limits"] == "unknown: MACs (uncounted operators)"
+    assert shown.loc["recurrent-wide", "DCASE limits"] == "FAIL: MACs"
     assert shown.loc["wide", "DCASE limits"] == "FAIL: MACs"
     assert shown.loc["big", "DCASE limits"] == "FAIL: memory"
     assert shown.loc["cp-mobile@pool-kd1", "DCASE limits"] == "FAIL: audio outside the split"

@@ -43,7 +43,8 @@ def accuracy_vs_macs(board: Leaderboard) -> Figure:
     ax = fig.add_subplot()
     ax.set_xscale("log")
     front = pareto_front(macs, acc)
-    colours = np.where(table["dcase_pass"].to_numpy(dtype=bool), "tab:blue", "tab:red")
+    verdict = table["dcase_pass"]  # True, False, or None/NaN (unknown: an incomplete MAC count)
+    colours = np.array(["0.6" if _unknown(v) else "tab:blue" if bool(v) else "tab:red" for v in verdict.astype(object)])
     ax.errorbar(macs, acc, yerr=std, fmt="none", ecolor="0.5", capsize=3, zorder=2)
     ax.scatter(macs, acc, c=colours, s=48, zorder=3, edgecolors="black", linewidths=0.5)
     order = np.argsort(macs[front])
@@ -71,6 +72,10 @@ def accuracy_vs_macs(board: Leaderboard) -> Figure:
     return fig
 
 
+def _unknown(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def per_device_bars(board: Leaderboard) -> Figure:
     """Grouped bars: macro accuracy per device, one bar per system; unseen devices shaded."""
     frame = board.per_device()
@@ -83,7 +88,10 @@ def per_device_bars(board: Leaderboard) -> Figure:
     ax.axvspan(first_unseen - 0.5, len(DEVICES) - 0.5, color="0.85", alpha=0.6, label="unseen devices (S4–S6)")
     for i, system in enumerate(systems):
         values = frame.loc[system].to_numpy(dtype=float) * 100
-        ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(values), width, label=str(system))
+        positions = x - 0.4 + width * (i + 0.5)
+        ax.bar(positions, values, width, label=str(system))  # a device without test clips has no bar, not a 0 % one
+        for position in positions[np.isnan(values)]:
+            ax.text(position, 1, "n/a", rotation=90, ha="center", va="bottom", fontsize=6, color="0.4")
     ax.set_xticks(x, DEVICES)
     ax.set_xlim(-0.5, len(DEVICES) - 0.5)
     ax.set_ylim(0, 100)
