@@ -63,7 +63,7 @@ def leaderboard(
     from ascbench.leaderboard.export import dumps, leaderboard_json
     from ascbench.leaderboard.files import write_exports
     from ascbench.leaderboard.html import html_page
-    from ascbench.leaderboard.render import csv_text, markdown, rank_display, rich_table
+    from ascbench.leaderboard.render import csv_text, markdown, rank_csv_text, rank_display, rich_table
 
     rank_mode = fraction is not None and fraction.strip().lower() == "all"
     store, records = _records(home, data, None if rank_mode else fraction, profile, systems)
@@ -108,7 +108,7 @@ def leaderboard(
     elif fmt is Format.html:
         text = html_page(boards, command, ranks)
     elif ranks:
-        text = "".join(table.to_csv(index=False, lineterminator="\n") for _, table in ranks)
+        text = rank_csv_text(ranks, command)
     else:
         text = csv_text(boards, command)
     if out is None:

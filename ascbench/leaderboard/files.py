@@ -21,7 +21,8 @@ def write_exports(
     generated_by: str = EXPORT_COMMAND,
 ) -> list[Path]:
     """Write ``<data set>-split<pct>-<profile>.{md,json,html,csv}`` per leaderboard and
-    ``<data set>-allsplits-<profile>.{md,json}`` per rank-score table; returns the paths."""
+    ``<data set>-allsplits-<profile>.{md,json}`` per rank-score table (``-<fingerprint>`` added
+    where a name holds data of several fingerprints); returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
@@ -30,14 +31,28 @@ def write_exports(
         path.write_text(text, encoding="utf-8")
         written.append(path)
 
-    for board in boards:
-        stem = board.group.slug
+    board_stems = unique_stems([(board.group.slug, board.group.fingerprint) for board in boards])
+    rank_stems = unique_stems([(key.slug, key.fingerprint) for key, _ in ranks])
+    for board, stem in zip(boards, board_stems, strict=True):
         write(f"{stem}.md", markdown([board], generated_by))
         write(f"{stem}.json", dumps(leaderboard_json([board], generated_by)))
         write(f"{stem}.html", html_page([board], generated_by))
         write(f"{stem}.csv", csv_text([board], generated_by))
-    for key, table in ranks:
-        write(f"{key.slug}.md", markdown([], generated_by, [(key, table)]))
+    for (key, table), stem in zip(ranks, rank_stems, strict=True):
+        write(f"{stem}.md", markdown([], generated_by, [(key, table)]))
         document = leaderboard_json([], generated_by, [(key, table)])
-        write(f"{key.slug}.json", dumps(document))
+        write(f"{stem}.json", dumps(document))
     return written
+
+
+def unique_stems(slugs: Sequence[tuple[str, str]]) -> list[str]:
+    """File stems for (slug, data fingerprint) pairs: the slug, plus the fingerprint's first 8 hex
+    digits where one slug stands for data of several fingerprints.
+
+    Why: a data set's name does not pin its contents (synth-tau22-small of another seed or generator
+    version, a TAU22 folder with edited splits); without this, one group's files silently replaced
+    the other's."""
+    fingerprints: dict[str, set[str]] = {}
+    for slug, fingerprint in slugs:
+        fingerprints.setdefault(slug, set()).add(fingerprint)
+    return [f"{slug}-{fingerprint[:8]}" if len(fingerprints[slug]) > 1 else slug for slug, fingerprint in slugs]
