@@ -99,6 +99,28 @@ def test_crash_between_predictions_and_record_leaves_no_record(
     assert len(results.load_predictions(results.read(record.key))) == len(predictions)
 
 
+def test_crash_while_replacing_a_record_never_pairs_the_old_record_with_new_predictions(
+    results: ResultsStore, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--force``: the same key is written again. Killed between the new predictions and the new
+    record, the store must not hold the old record in front of the new run's predictions."""
+    record, predictions = run
+    results.write(record, predictions)
+    real_write = store._atomic_write
+
+    def dies_mid_json(path: Path, write) -> None:
+        if path.suffix != ".json":
+            return real_write(path, write)
+        raise KeyboardInterrupt("killed while writing the record")
+
+    monkeypatch.setattr(store, "_atomic_write", dies_mid_json)
+    rerun = dataclasses.replace(record, metrics=dataclasses.replace(record.metrics, accuracy=record.metrics.accuracy / 2))
+    with pytest.raises(KeyboardInterrupt):
+        results.write(rerun, predictions)
+    assert not results.exists(record.key)  # repeated by the next run, not trusted half-replaced
+    assert list(results.iter_records()) == []
+
+
 def test_crash_while_writing_predictions_leaves_nothing(
     results: ResultsStore, run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,6 +98,9 @@ class ResultsStore:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         if predictions is not None:
+            # a forced re-run: the old record goes first, so that a crash before the new one lands
+            # leaves no record (the run is repeated), never the old one over the new predictions
+            path.unlink(missing_ok=True)
             _atomic_write(npz_path, lambda f: _save_predictions(f, predictions))
         _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
         if predictions is None and record.predictions_file is None:
