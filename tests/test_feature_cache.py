@@ -158,9 +158,16 @@ def _other_filenames(path: Path) -> None:
     (path / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
+def _older_torchaudio(path: Path) -> None:
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    manifest["torchaudio_version"] = "2.1.0"
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
+        (_older_torchaudio, "torchaudio_version"),
         (_truncate, "bytes"),
         (_drop_manifest, "no manifest"),
         (_incomplete_manifest, "not marked complete"),
