@@ -90,6 +90,7 @@ def test_teacher_checkpoint_mistakes_fail_before_training(home: Path, tiny_synth
         (["--models", "beats-mobilenetv2", "--pool-kd", "-0.5"], "expected a non-negative number"),
         (["--models", "beats-mobilenetv2", "--pool-kd", "1", "--fraction", "1.0"], "the 100 % split leaves no unlabeled"),
         (["--models", "beats-mobilenetv2", "--pool-kd", "1", "--ablate", "front,hier,kd"], "the pool clips would teach nothing"),
+        (["--models", "beats-mobilenetv2", "--pool-kd", "1", "--ablate", "kd"], "beats-mobilenetv2 without kd keeps no teacher term"),
     ]
     before = set(records(home))
     for args, message in cases:

@@ -31,8 +31,8 @@ GOOD = """
 """
 
 
-def test_entry_point_baselines_are_found() -> None:
-    registry = discover(submissions=Path("/nonexistent"))
+def test_entry_point_baselines_are_found(tmp_path: Path) -> None:
+    registry = discover(submissions=tmp_path)  # an empty folder: only the entry points
     assert "efficientnet-b0" in registry.names()
     spec = registry.get("efficientnet-b0")
     assert spec.family == "baseline" and spec.paper_label == "BASE_II"

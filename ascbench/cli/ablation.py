@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
-from ascbench.cli.common import HomeOption, console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
-from ascbench.cli.run import POOL_KD_HELP, check_ablations, check_pool_kd, check_teacher_checkpoint, check_teacher_seed, parse_ablate, parse_fractions, parse_seeds
+from ascbench.cli.run import (
+    POOL_KD_HELP, check_ablations, check_device, check_pool_kd, check_profile, check_recipe_profiles, check_teacher_checkpoint,
+    check_teacher_seed, parse_ablate, parse_fractions, parse_seeds,
+)  # fmt: skip
 
 
 def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[str]]:
@@ -34,7 +38,7 @@ def ablation(
     teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher (HF-format HuBERT directory or BEATs .pt) for every row, instead of self-supervised pre-training.")] = None,
     teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
     pool_kd: Annotated[float, typer.Option("--pool-kd", help=POOL_KD_HELP)] = 0.0,
-    submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins.")] = None,
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     home: HomeOption = None,
 ) -> None:
@@ -54,6 +58,8 @@ def ablation(
     from ascbench.runner.summary import print_summary
     from ascbench.systems.registry import SystemLoadError, discover
 
+    check_profile(profile)
+    check_device(device)
     try:
         names = parse_ablate(components)
         if not names:
@@ -64,12 +70,15 @@ def ablation(
         spec = registry.get(system)
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
+    for problem in registry.problems:
+        console.print(f"[yellow]plugin problem:[/] {escape(str(problem))}", highlight=False)
+    check_recipe_profiles(profile, [spec])
     if teacher_checkpoint is not None:
         check_teacher_checkpoint(teacher_checkpoint, [spec])
     if teacher_seed is not None:
         check_teacher_seed(teacher_seed, [spec])
     if pool_kd:
-        check_pool_kd(pool_kd, [spec], fractions, ablation_sets(names, all_off))
+        check_pool_kd(pool_kd, [spec], fractions, ablation_sets(names, all_off), profile)
     check_ablations(names, [spec], profile, option="--components", remedy="")
     try:
         data_root = resolve_data(data, home, progress=not no_progress)

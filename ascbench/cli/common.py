@@ -37,3 +37,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error (no traceback: the user's input was wrong, not the program)."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line: greppable, never re-wrapped
     raise typer.Exit(code)
+
+
+SUBMISSIONS_HELP = (
+    "Folder of submission plugins to load instead of the default folders ($ASCBENCH_SUBMISSIONS, "
+    "else ./submissions and the checkout's submissions/); it must exist. Entry-point plugins "
+    "(the baselines) are always loaded."
+)
+"""The truth about ``--submissions`` (:func:`ascbench.systems.registry.submission_folders`): it
+replaces the default folders, it does not add to them."""

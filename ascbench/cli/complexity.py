@@ -11,7 +11,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ascbench.cli.common import console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, console, fail
 
 _FORMATS = ("table", "json")
 
@@ -60,7 +60,7 @@ def profile(
     int8: Annotated[bool, typer.Option("--int8", help="Also quantize to int8 (PT2E, calibrated on structured random inputs) and report the real file size.")] = False,
     calibration: Annotated[int, typer.Option("--calibration", min=2, help="Calibration clips for --int8.")] = 32,
     save_int8: Annotated[Optional[Path], typer.Option("--save-int8", help="With --int8: keep the .pt2 file here (default: a temporary folder, deleted).", show_default=False)] = None,
-    submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins (default: $ASCBENCH_SUBMISSIONS, ./submissions).", show_default=False)] = None,
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP, show_default=False)] = None,
 ) -> None:
     """Complexity of a deployable model for one 1-second clip, without training.
 

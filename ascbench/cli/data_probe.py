@@ -34,13 +34,18 @@ def probe_command(
     are confused compared with other pairs. Any model worth reporting should beat this floor.
     """
     from ascbench.data.layout import DEVICES
+    from ascbench.data.reader import DataError
     from ascbench.data.synth.probe import probe
+    from ascbench.features.audio import AudioFormatError
 
     root = directory if directory is not None else datasets_dir(home) / DEFAULT_DATASET_DIR
     if not (root / "meta.csv").is_file():
         fail(f"{root}: no meta.csv here; give a TAU22-layout directory (or run `ascbench data synth` first)")
     console.print(f"probing {escape(str(root))} (reads every split100 and test clip) ...", highlight=False)
-    report = probe(root)
+    try:
+        report = probe(root)
+    except (DataError, AudioFormatError, OSError) as error:  # a broken data set is the user's to fix: say what, no traceback
+        fail(str(error))
     confused, other = report.pair_confusion()
     table = Table(title="Linear probe: logistic regression on per-bin log-mel mean and std", title_justify="left")
     table.add_column("quantity")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from ascbench.cli.common import HomeOption, console, err_console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, err_console, fail
 
 app = typer.Typer(
     help="Export results for the outside world (DCASE 2024 Task 1 submission packages).",
@@ -19,7 +19,7 @@ SystemOption = Annotated[str, typer.Option("--system", "-s", help="Registered sy
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu or cuda.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Clips per forward pass.")]
 SubmissionsOption = Annotated[
-    Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins (default: $ASCBENCH_SUBMISSIONS, ./submissions).")
+    Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)
 ]
 
 
@@ -64,6 +64,8 @@ def predict(
     from ascbench.paths import resolve_home
     from ascbench.systems.checkpoint import CheckpointError, load_trained_model
 
+    if out.is_dir():  # found before the predictions are computed, not after
+        fail(f"--out {out}: is a directory; give the output file's path, e.g. {out / 'output.csv'}")
     spec = _spec(system, submissions)
     if not checkpoint.exists() and not checkpoint.is_absolute() and (resolve_home(home) / checkpoint).exists():
         checkpoint = resolve_home(home) / checkpoint
@@ -73,7 +75,10 @@ def predict(
         result = predict_files(model, spec, files, batch_size=batch_size, device=_device(device), progress=not no_progress, console=err_console)
     except (FileNotFoundError, CheckpointError, AudioReadError, ValueError) as error:
         fail(str(error))
-    write_output(out, result.names, result.probabilities)
+    try:
+        write_output(out, result.names, result.probabilities)
+    except OSError as error:  # a directory, a missing parent, no permission: say where, not a traceback
+        fail(f"--out {out}: cannot write the output file ({error.strerror or error})")
     console.print(f"wrote {len(result.names)} predictions of {spec.name} to {out}")
 
 
@@ -126,7 +131,11 @@ def dcase(
         affiliation = Affiliation(author_abbreviation or "", author_institute or "", author_department or "", author_location or "")
         info.authors = [Author(author_lastname or "", author_firstname or "", author_email or "", True, affiliation)]
     try:
-        spec = discover(submissions).get(system)
+        registry = discover(submissions)
+    except SystemLoadError as error:  # a --submissions / $ASCBENCH_SUBMISSIONS folder that is not there
+        fail(str(error))
+    try:
+        spec = registry.get(system)
     except SystemLoadError as error:
         if eval_audio is not None:
             fail(str(error))

@@ -10,10 +10,11 @@ import typer
 from rich.markup import escape
 
 from ascbench.ablation import ABLATABLE
-from ascbench.cli.common import HomeOption, console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail
 from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
 
 EXECUTORS = ("local", "ray")
+DEVICES = ("auto", "cpu", "cuda")
 POOL_KD_HELP = (
     "Distilled students also learn from the teacher on the split's unlabeled training-pool clips: "
     "R pool clips per labelled clip each epoch (teacher targets only; cross-entropy stays on the split). "
@@ -26,17 +27,65 @@ def parse_fractions(value: str) -> list[float]:
     """``0.25``, ``25``, ``0.1,0.25`` or ``all`` (the five official splits)."""
     if value.strip() == "all":
         return sorted(FRACTION_SPLITS)
-    return [parse_fraction(part.strip()) for part in value.split(",") if part.strip()]
+    fractions = [parse_fraction(part.strip()) for part in value.split(",") if part.strip()]
+    if not fractions:  # "" or "," would otherwise run nothing and exit 0
+        raise ValueError(f"--fraction {value!r}: give at least one of 0.05, 0.1, 0.25, 0.5, 1.0 (or 'all')")
+    return fractions
 
 
 def parse_seeds(value: str) -> list[int]:
+    """Comma-separated non-negative integers (a negative seed is refused by numpy's generators
+    deep inside a run, after the data was already prepared)."""
+    expected = f"--seeds {value!r}: expected comma-separated non-negative integers, e.g. 0,1,2"
     try:
         seeds = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--seeds {value!r}: expected comma-separated integers, e.g. 0,1,2") from None
+        raise ValueError(expected) from None
     if not seeds:
         raise ValueError("--seeds: give at least one seed")
+    if any(seed < 0 for seed in seeds):
+        raise ValueError(expected)
     return seeds
+
+
+def check_profile(profile: str) -> None:
+    """``--profile`` must name a training profile: checked before any data is generated or read."""
+    from ascbench.training.config import PROFILES
+
+    if profile not in PROFILES:
+        fail(f"--profile {profile!r}: unknown training profile; choose from {', '.join(PROFILES)}")
+
+
+def check_recipe_profiles(profile: str, specs: list) -> None:
+    """Every selected system's recipe must define ``profile`` (a plugin's recipe may know fewer)."""
+    from ascbench.runner.execute import system_recipe
+
+    for spec in specs:
+        try:
+            system_recipe(spec).config(profile)
+        except ValueError as error:
+            fail(f"--profile {profile!r}: {spec.name}: {error}")
+
+
+def check_device(device: str, executor: str = "local") -> None:
+    """``--device`` is auto, cpu or cuda[:N]; cuda must exist here when the runs execute here.
+
+    With ``--executor ray`` the runs execute on the cluster's nodes, whose GPUs the driver may not
+    have, so only the spelling is checked.
+    """
+    import re
+
+    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
+        fail(f"--device {device!r}: choose from {', '.join(DEVICES)} (or cuda:N)")
+    if executor != "local" or not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        fail(f"--device {device}: no CUDA device is available (torch {torch.__version__}); use --device cpu or auto")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        fail(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are available")
 
 
 def parse_ablate(value: str | None) -> frozenset[str]:
@@ -64,7 +113,7 @@ def run(
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
     cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", help="Ray: CPUs requested by each run.")] = 1.0,
     gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", help="Ray: GPUs requested by each run.")] = 0.0,
-    submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins (default: $ASCBENCH_SUBMISSIONS, ./submissions).")] = None,
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars (logs, CI).")] = False,
     home: HomeOption = None,
 ) -> None:
@@ -80,6 +129,8 @@ def run(
 
     if executor not in EXECUTORS:
         fail(f"--executor {executor!r}: choose from {', '.join(EXECUTORS)}")
+    check_profile(profile)
+    check_device(device, executor)
     try:
         fractions = parse_fractions(fraction)
         seed_list = parse_seeds(seeds)
@@ -89,7 +140,8 @@ def run(
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
     for problem in registry.problems:
-        console.print(f"[yellow]plugin problem:[/] {escape(problem)}", highlight=False)
+        console.print(f"[yellow]plugin problem:[/] {escape(str(problem))}", highlight=False)
+    check_recipe_profiles(profile, specs)
     if checkpoint is not None and len(specs) != 1:
         fail("--checkpoint loads one system's weights: name exactly one system with --models")
     if checkpoint is not None and not checkpoint.is_file():
@@ -99,7 +151,7 @@ def run(
     if teacher_seed is not None:
         check_teacher_seed(teacher_seed, specs)
     if pool_kd:
-        check_pool_kd(pool_kd, specs, fractions, [ablations])
+        check_pool_kd(pool_kd, specs, fractions, [ablations], profile)
     check_ablations(ablations, specs, profile)
     try:
         data_root = resolve_data(data, home, progress=not no_progress)
@@ -181,12 +233,14 @@ def check_teacher_seed(seed: int, specs: list) -> None:
         fail(f"--teacher-seed {seed}: none of the selected systems distils from a teacher (--seeds sets the runs' seeds)")
 
 
-def check_pool_kd(ratio: float, specs: list, fractions: list[float], ablations: list[frozenset[str]]) -> None:
+def check_pool_kd(ratio: float, specs: list, fractions: list[float], ablations: list[frozenset[str]], profile: str) -> None:
     """``--pool-kd`` needs a distilling system, a split that leaves an unlabeled pool, and a teacher
-    term left on (pool clips have no labels: without one they would teach nothing)."""
+    term left on (pool clips have no labels: without one they would teach nothing) -- by the
+    recipe's own configuration, not only by name: beats-mobilenetv2 has no front or hier to keep."""
     import math
 
     from ascbench.ablation import TEACHER_TERMS, teacher_signal_left
+    from ascbench.runner.execute import system_recipe
     from ascbench.runner.grid import teacher_kind
 
     if not math.isfinite(ratio) or ratio < 0:
@@ -198,6 +252,12 @@ def check_pool_kd(ratio: float, specs: list, fractions: list[float], ablations: 
     if not all(teacher_signal_left(a) for a in ablations):
         fail(f"--pool-kd {ratio:g} with {', '.join(sorted(TEACHER_TERMS))} all switched off: the pool clips would teach nothing "
              "(they have no labels); keep one of them on")
+    for spec in filter(teacher_kind, specs):
+        for ablate in ablations:
+            distill = system_recipe(spec).config_for(profile, ablate).distill
+            if not (distill.front or distill.hier or distill.final_kd):
+                fail(f"--pool-kd {ratio:g}: {spec.name} without {', '.join(sorted(ablate))} keeps no teacher term (its recipe has "
+                     "no other), so the pool clips would teach nothing; keep its KD on")
 
 
 def check_ablations(

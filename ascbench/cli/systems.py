@@ -9,11 +9,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ascbench.cli.common import console
+from ascbench.cli.common import SUBMISSIONS_HELP, console, fail
 
 
 def systems(
-    submissions: Annotated[Optional[Path], typer.Option("--submissions", help="Extra folder of submission plugins (default: $ASCBENCH_SUBMISSIONS, ./submissions).")] = None,
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)] = None,
     no_complexity: Annotated[bool, typer.Option("--no-complexity", help="Skip building each model to count params and MACs.")] = False,
 ) -> None:
     """List every registered system (baselines/, submissions/, entry points) with its family,
@@ -22,7 +22,10 @@ def systems(
     from ascbench.evaluation.complexity import measure_complexity
     from ascbench.systems.registry import SystemLoadError, discover, model_input_shape, validate_system
 
-    registry = discover(submissions)
+    try:
+        registry = discover(submissions)
+    except SystemLoadError as error:  # a --submissions / $ASCBENCH_SUBMISSIONS folder that is not there
+        fail(str(error))
     table = Table(title="Registered systems")
     for column in ("name", "family", "paper", "frontend", "params", "MACs", "reference", "origin"):
         table.add_column(column, justify="right" if column in ("params", "MACs") else "left", overflow="fold")

@@ -79,13 +79,14 @@ def parse_fraction(value: str | float) -> float:
     Anything else is rejected with a message that lists the valid values, because a silently
     rounded fraction would make results incomparable with everyone else's.
     """
-    valid = "0.05, 0.1, 0.25, 0.5, 1.0 (or 5, 10, 25, 50, 100)"
-    text = str(value).strip().rstrip("%")
+    valid = "0.05, 0.1, 0.25, 0.5, 1.0 (or 5, 10, 25, 50, 100, with or without %)"
+    text = str(value).strip()
+    percent = text.endswith("%")
     try:
-        number = float(text)
+        number = float(text.removesuffix("%"))
     except ValueError:
         raise ValueError(f"invalid fraction {value!r}: expected one of {valid}") from None
-    if number > 1.0:
+    if percent or number > 1.0:  # "1%" is one percent (an error), never the 100 % split
         number = number / 100.0
     for fraction in FRACTION_SPLITS:
         if abs(number - fraction) < 1e-9:

@@ -85,9 +85,8 @@ def load_system(name: str, submissions: Path | None = None, input_shape: Sequenc
     """A registered system's deployable model, checked to give one score row per clip."""
     from ascbench.systems.registry import SystemLoadError, discover, model_input_shape, validate_system
 
-    registry = discover(submissions)
     try:
-        spec = registry.get(name)
+        spec = discover(submissions).get(name)  # a --submissions folder that is not there fails here too
         model = validate_system(spec)
     except SystemLoadError as exc:
         hint = ""

@@ -37,6 +37,7 @@ from ascbench.systems.checkpoint import load_trained_model, save_trained_model
 from ascbench.systems.registry import Registry, discover, model_input_shape, validate_system
 from ascbench.systems.spec import SystemSpec
 from ascbench.training import predict, resolve_device
+from ascbench.training.engine import global_rng_preserved
 
 CALIBRATION_CLIPS = 128
 """Training clips used to calibrate int8 activation ranges (never test clips)."""
@@ -135,12 +136,14 @@ def execute_run(
     timings: dict[str, float] = {}
 
     with clock(provenance) as run_clock:
+        torch.manual_seed(request.seed)  # the initial weights are part of what the seed decides
+        model = validate_system(spec)  # a broken plugin fails before its features are computed (minutes on real data)
+
         started = time.perf_counter()
-        features = load_features(dataset, spec.frontend, home=home, progress=progress)
+        with global_rng_preserved():  # built or read from the cache, the draws after it are the same
+            features = load_features(dataset, spec.frontend, home=home, progress=progress)
         timings["features_s"] = time.perf_counter() - started
 
-        torch.manual_seed(request.seed)  # the initial weights are part of what the seed decides
-        model = validate_system(spec)
         if request.checkpoint is not None:
             model = load_trained_model(spec, request.checkpoint)
             result = RecipeResult(model=model, notes={"loaded_checkpoint": str(request.checkpoint)})

@@ -66,5 +66,7 @@ def run_grid(
     if executor == "ray":
         from ascbench.runner.ray_executor import run_with_ray
 
-        return run_with_ray(requests, address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+        return run_with_ray(
+            requests, address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, progress=progress, console=console
+        )
     return run_local(requests, registry=registry, progress=progress, console=console)

@@ -15,11 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ascbench.runner.execute import execute_run
 from ascbench.runner.request import RunOutcome, RunRequest
-from ascbench.systems.registry import Registry, discover
+from ascbench.systems.registry import Registry, SystemLoadError, discover
 from ascbench.training import TrainingDiverged
 
-RECOVERABLE = (TrainingDiverged, RuntimeError, ValueError, OSError)
-"""Errors that end one run but let the grid go on (a bug in one plugin must not cost the rest)."""
+RECOVERABLE = (TrainingDiverged, SystemLoadError, RuntimeError, ValueError, OSError)
+"""Errors that end one run but let the grid go on (a bug in one plugin must not cost the rest: a
+submission whose model gives the wrong output shape is a :class:`SystemLoadError`)."""
 
 
 def run_local(

@@ -131,6 +131,8 @@ def run_with_ray(
     for index in outcomes:
         console.print(f"[dim]{requests[index].label()}: complete record found, skipped (--force reruns)[/]")
     pending = [i for i in range(len(requests)) if i not in outcomes]
+    if not pending:  # everything is recorded: starting a Ray instance (seconds, ports, workers) would do nothing
+        return [outcomes[i] for i in range(len(requests))]
     waits = plan([requests[i] for i in pending])
 
     started_here = not ray.is_initialized()

@@ -109,7 +109,14 @@ def register_system(
     """Register a model factory as a system (the factory is returned unchanged, as in timm).
 
     ``frontend`` defaults to the DCASE 2024 baseline log-mel; ``recipe`` to the supervised recipe.
+    A ``frontend`` that is not a :class:`Frontend` instance raises ``TypeError`` here, at import
+    (the loader reports it as a plugin problem), not later in whichever command first uses it.
     """
+    if frontend is not None and not isinstance(frontend, Frontend):
+        raise TypeError(
+            f"register_system({name!r}): frontend must be a Frontend instance such as BaselineMel() or "
+            f"KaldiFbank() from ascbench.features.frontends, got {type(frontend).__name__} {frontend!r}"
+        )
 
     def decorator(factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
         registry = _ACTIVE[-1]
@@ -158,16 +165,26 @@ def discover(submissions: Path | str | None = None, *, entry_points: bool = True
 
 
 def submission_folders(submissions: Path | str | None = None) -> list[Path]:
-    """The folders searched for dropped-in submissions, existing ones only, without repeats."""
+    """The folders searched for dropped-in submissions, without repeats.
+
+    ``submissions`` (``--submissions``) replaces the defaults; so does ``$ASCBENCH_SUBMISSIONS``
+    (folders separated by :data:`os.pathsep`). A folder named either way must exist: a typo would
+    otherwise drop the user's systems without a word, and the run would fail later as "unknown
+    system" or, worse, benchmark only the baselines. The defaults (``./submissions`` and the
+    checkout's ``submissions/``) are used when they exist.
+    """
     if submissions is not None:
-        candidates = [Path(submissions)]
+        candidates, named = [Path(submissions)], "--submissions"
     elif os.environ.get(SUBMISSIONS_ENV):
-        candidates = [Path(p) for p in os.environ[SUBMISSIONS_ENV].split(os.pathsep) if p]
+        candidates, named = [Path(p) for p in os.environ[SUBMISSIONS_ENV].split(os.pathsep) if p], f"${SUBMISSIONS_ENV}"
     else:
-        candidates = [Path.cwd() / "submissions", Path(__file__).resolve().parents[2] / "submissions"]
+        candidates, named = [Path.cwd() / "submissions", Path(__file__).resolve().parents[2] / "submissions"], None
     seen: list[Path] = []
     for c in candidates:
         c = c.expanduser().resolve()
+        if named is not None and not c.is_dir():
+            what = "is not a directory" if c.exists() else "no such directory"
+            raise SystemLoadError(f"{named} {c}: {what}; expected a folder of submission plugins (.py files or packages)")
         if c.is_dir() and c not in seen:
             seen.append(c)
     return seen
@@ -175,6 +192,7 @@ def submission_folders(submissions: Path | str | None = None) -> list[Path]:
 
 def _load_plugin(registry: Registry, origin: str, load: Callable[[], Any]) -> None:
     before = dict(registry.systems)
+    problems_before = len(registry.problems)
     previous, registry._origin = registry._origin, origin
     try:
         fresh = {name for name in _BY_MODULE}
@@ -189,6 +207,12 @@ def _load_plugin(registry: Registry, origin: str, load: Callable[[], Any]) -> No
                     _replay(registry, info.name, fresh)
         elif callable(loaded) and not isinstance(loaded, ModuleType):
             loaded()  # an entry point may name a function that registers systems
+        if registry.systems.keys() == before.keys() and len(registry.problems) == problems_before:
+            # a forgotten @register_system (or a helper module) would otherwise vanish silently
+            registry.problems.append(
+                PluginProblem(origin, "registers no system (decorate a model factory with @register_system; "
+                              "name helper modules with a leading '_' so that they are skipped)")
+            )
     except Exception as exc:  # a broken plugin must not break the others
         registry.systems = before
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
