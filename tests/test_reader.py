@@ -226,3 +226,15 @@ def test_reading_does_not_touch_the_directory(tau: TauFixture) -> None:
     before = sorted(p.relative_to(tau.root) for p in tau.root.rglob("*"))
     load_split(tau.root, 1.0)
     assert sorted(p.relative_to(tau.root) for p in tau.root.rglob("*")) == before
+
+
+def test_a_later_synth_generator_version_changes_the_fingerprint(tau: TauFixture, tmp_path: Path) -> None:
+    """A new generator rewrites every clip under the same names and sizes: only its version in
+    synth_info.json tells the data apart, and caches and records of version 1 must not be reused.
+    Version 1 keeps the fingerprint its records and leaderboards carry (the csvs and the listing)."""
+    first, later = clone_fixture(tau, tmp_path / "v1"), clone_fixture(tau, tmp_path / "v2")
+    (first.root / "synth_info.json").write_text(json.dumps({"generator": "synth-tau22", "version": "1", "size": "tiny", "seed": 0}))
+    (later.root / "synth_info.json").write_text(json.dumps({"generator": "synth-tau22", "version": "2", "size": "tiny", "seed": 0}))
+    assert fingerprint(first.root) == fingerprint(tau.root) == load_dataset(first.root).fingerprint
+    assert fingerprint(later.root) != fingerprint(first.root)
+    assert load_dataset(later.root).fingerprint == fingerprint(later.root)

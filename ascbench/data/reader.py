@@ -114,7 +114,7 @@ def read_tables(root: Path | str) -> Tables:
     if (root / META_FILE).is_file():
         paths[META_FILE] = META_FILE
         frame, found = _read_table(root, META_FILE, META_HEADER)
-        problems += found
+        problems += found + _empty_problems(frame, found, META_FILE)
         if frame is not None:
             meta_names = frame["filename"]
             meta, found = _check_meta(frame, META_FILE)
@@ -133,7 +133,7 @@ def read_tables(root: Path | str) -> Tables:
             continue
         paths[name] = relative
         frame, found = _read_table(root, relative, SPLIT_HEADER)
-        problems += found
+        problems += found + _empty_problems(frame, found, relative)
         if frame is not None:
             listings[name], found = _check_listing(
                 frame, relative, known, meta_names, training=name != TEST_FILE
@@ -172,7 +172,7 @@ def load_dataset(root: Path | str) -> Dataset:
     return Dataset(
         root=root,
         name=dataset_name(root, len(clips), tables.info),
-        fingerprint=content_fingerprint(root, _csv_paths(tables.paths)),
+        fingerprint=_data_fingerprint(root, tables.paths, tables.info),
         clips=clips,
         splits=splits,
         test=test,
@@ -207,7 +207,21 @@ def fingerprint(root: Path | str) -> str:
         relative, _ = locate_listing(root, name)
         if relative is not None:
             paths[name] = relative
-    return content_fingerprint(root, _csv_paths(paths))
+    return _data_fingerprint(root, paths, read_info(root)[0])
+
+
+def _data_fingerprint(root: Path, paths: dict[str, str], info: dict) -> str:
+    """The csv files and audio listing; for synthetic data of a generator version after 1, its
+    ``synth_info.json`` too.
+
+    Why: every synthetic clip has the same size, so a new generator version rewrites the audio
+    under the same names and sizes, and without its version the fingerprint would not change:
+    old feature caches and records would be trusted. Version 1 is left out to keep the
+    fingerprints that existing records and leaderboards carry."""
+    files = _csv_paths(paths)
+    if info and str(info.get("version", "1")) != "1":
+        files.append(SYNTH_INFO_FILE)
+    return content_fingerprint(root, files)
 
 
 def dataset_name(root: Path, clip_count: int, info: dict) -> str:
@@ -301,6 +315,18 @@ def _read_table(root: Path, relative: str, header: tuple[str, ...]) -> tuple[pd.
     )
     frame.index = rows.index
     return frame, problems
+
+
+def _empty_problems(frame: pd.DataFrame | None, found: list[Problem], relative: str) -> list[Problem]:
+    """A file with its header and no rows lists no clips: a truncated download or a generator bug.
+
+    Read as it is, it would pass every check (nothing in it is wrong) and a run would train on no
+    clips or evaluate on none, failing much later with a shape error. Rows that were dropped for
+    their own problem are already reported, so only a file without any row is flagged here.
+    """
+    if frame is None or not frame.empty or found:
+        return []
+    return [Problem(relative, None, "no clips listed (header only)")]
 
 
 def _duplicate_problems(frame: pd.DataFrame, relative: str) -> tuple[pd.Series, list[Problem]]:
