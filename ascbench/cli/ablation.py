@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
-from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, report_plugin_problems, HomeOption, console, fail
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
 from ascbench.cli.run import (
     POOL_KD_HELP, check_ablations, check_device, check_pool_kd, check_profile, check_recipe_profiles, check_teacher_checkpoint,
@@ -70,8 +69,7 @@ def ablation(
         spec = registry.get(system)
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
-    for problem in registry.problems:
-        console.print(f"[yellow]plugin problem:[/] {escape(str(problem))}", highlight=False)
+    report_plugin_problems(registry.problems)
     check_recipe_profiles(profile, [spec])
     if teacher_checkpoint is not None:
         check_teacher_checkpoint(teacher_checkpoint, [spec])

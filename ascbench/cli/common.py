@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
@@ -37,6 +38,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error (no traceback: the user's input was wrong, not the program)."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line: greppable, never re-wrapped
     raise typer.Exit(code)
+
+
+def report_plugin_problems(problems: Iterable[object]) -> None:
+    """One line per plugin that did not load (file and cause), never re-wrapped: greppable, and a
+    long path is not broken in two."""
+    for problem in problems:
+        console.print(f"[yellow]plugin problem:[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
 
 
 SUBMISSIONS_HELP = (

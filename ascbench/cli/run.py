@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from ascbench.ablation import ABLATABLE
-from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, report_plugin_problems, HomeOption, console, fail
 from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
 
 EXECUTORS = ("local", "ray")
@@ -139,8 +138,7 @@ def run(
         specs = registry.select(models)
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
-    for problem in registry.problems:
-        console.print(f"[yellow]plugin problem:[/] {escape(str(problem))}", highlight=False)
+    report_plugin_problems(registry.problems)
     check_recipe_profiles(profile, specs)
     if checkpoint is not None and len(specs) != 1:
         fail("--checkpoint loads one system's weights: name exactly one system with --models")

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from ascbench.cli.common import SUBMISSIONS_HELP, console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, report_plugin_problems, console, fail
 
 
 def systems(
@@ -42,8 +41,7 @@ def systems(
                 params = macs = "[red]broken[/]"
         table.add_row(spec.name, spec.family, spec.paper_label or "", spec.frontend.name, params, macs, spec.reference, spec.origin)
     console.print(table)
-    for problem in [*map(str, registry.problems), *broken]:
-        console.print(f"[yellow]plugin problem:[/] {escape(problem)}", highlight=False)
+    report_plugin_problems([*registry.problems, *broken])
 
 
 def register(app: typer.Typer) -> None:
