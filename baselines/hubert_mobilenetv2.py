@@ -33,7 +33,6 @@ RECIPE = DistillRecipe(
         DistillConfig(),
         two_stage=True,
         adir_p=ADIR_P,
-        time_roll=False,  # eq. 15 aligns frame i with frame i: a roll of the student's input alone would shift them apart
     ),
 )
 

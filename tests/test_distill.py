@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -520,17 +521,52 @@ def test_a_distillation_checkpoint_is_not_resumed_under_other_loss_weights() -> 
     assert len(names) == 3
 
 
-def test_frame_level_alignment_trains_on_unrolled_inputs() -> None:
-    """Eq. 15 compares the student's frame i with the (unaugmented) teacher's frame i: H_M, the one
-    recipe with front-end alignment, trains without the time roll at every profile, ablated or not,
-    while logit-KD-only beats-mobilenetv2 keeps the profile's roll."""
+def test_front_alignment_rolls_the_teachers_frames_with_the_students_input() -> None:
+    """Eq. 15 compares the student's frame i with the teacher's frame i. The profile's time roll is
+    applied by the loss, not the engine, with one shift per clip for the input the student sees and
+    for the teacher's frames (brought to the input's frame rate)."""
+    from ascbench.recipes.distill import AlignedRoll, StudentWithObjective, TeacherTargets, _loss_fn
+    from ascbench.training.augment import roll_by
+
+    torch.manual_seed(0)
+    student = mobilenetv2_student()
+    batch, frames, teacher_steps, width = 4, 65, 25, 12
+    distill = DistillConfig(hier=False, final_kd=False)
+    objective = DistillObjective(distill, teacher_front_dim=width, student_front_channels=tap_channels(student, [student.front_tap], (1, 256, frames))[0])
+    teacher = np.random.default_rng(0).standard_normal((batch, teacher_steps, width)).astype(np.float16)
+    targets = TeacherTargets(logits=torch.zeros(batch, 10), layer_logits=torch.zeros(batch, 1, 10), cnn_features=teacher)
+    roll = AlignedRoll(max_shift=6, time_dim=3)
+    loss = _loss_fn(targets, distill, get_profile("smoke"), batch, student.front_tap, (), "teacher-x", roll)
+
+    seen: dict[str, torch.Tensor] = {}
+    student.register_forward_pre_hook(lambda module, args: seen.setdefault("input", args[0]))
+    original = objective.forward
+
+    def recording(*args, **kwargs):
+        seen["teacher_front"] = kwargs["teacher_front"]
+        return original(*args, **kwargs)
+
+    objective.forward = recording  # type: ignore[method-assign]
+    inputs, rows = torch.randn(batch, 1, 256, frames), torch.arange(batch)
+    torch.manual_seed(7)
+    loss(StudentWithObjective(student, objective), inputs, torch.zeros(batch, dtype=torch.long), rows, 0)
+    torch.manual_seed(7)
+    shifts = torch.randint(-6, 7, (batch,))
+    assert len(set(shifts.tolist())) > 1
+    assert torch.equal(seen["input"], roll_by(inputs, shifts, 3))
+    upsampled = resample_frames(torch.from_numpy(teacher.astype(np.float32)), frames)
+    assert torch.equal(seen["teacher_front"], roll_by(upsampled, shifts, 1))
+    assert "roll=6" in loss.__qualname__
+
+
+def test_only_front_alignment_takes_the_roll_from_the_engine() -> None:
+    """H_M (front alignment) keeps the profile's roll at every profile, applied by its loss; the
+    logit-KD-only beats-mobilenetv2 leaves it to the engine."""
     from ascbench.runner.execute import system_recipe
     from ascbench.systems.registry import discover
 
     registry = discover(None)
     hubert, beats = (system_recipe(registry.get(name)) for name in ("hubert-mobilenetv2", "beats-mobilenetv2"))
     for profile in ("smoke", "quick", "dcase"):
-        assert hubert.config_for(profile).distill.front
-        assert hubert.config_for(profile).train.roll_s == 0.0
-        assert hubert.config_for(profile, frozenset({"front"})).train.roll_s == 0.0  # the ablation changes one thing
-        assert beats.config_for(profile).train.roll_s == get_profile(profile).roll_s > 0
+        assert hubert.config_for(profile).distill.front and not beats.config_for(profile).distill.front
+        assert hubert.config_for(profile).train.roll_s == beats.config_for(profile).train.roll_s == get_profile(profile).roll_s > 0

@@ -21,9 +21,10 @@ Two uses, one recipe (paper §3.3, eq. 14–19):
 Every component can be switched off (``--ablate fms,adir,front,hier,qat``). The teacher runs
 once per split (cached, see :mod:`ascbench.recipes.teachers`); students read its stored outputs,
 computed on clean inputs, so augmentation perturbs only the student side (as in CP-JKU's
-ensemble distillation). H_M trains without the profiles' time roll: eq. 15 compares the student's
-frame i with the teacher's frame i, which a roll of the student's input alone would misalign (a
-shift of up to ±0.1 s, a tenth of the clip); the paper's augmentations are FMS and ADIR only.
+ensemble distillation). One exception: eq. 15 compares the student's frame i with the teacher's
+frame i, so when front alignment is on the profile's time roll (up to ±0.1 s) is applied by the
+loss, to the input and to the teacher's frames alike (:func:`aligned_roll`), not by the engine to
+the input alone.
 
 Not in the paper, opt-in (``--pool-kd R``): each epoch also draws R unlabeled training-pool clips
 per labelled clip, on which the student learns from the teacher terms alone (no CE). The teacher
@@ -44,15 +45,17 @@ import torch
 from torch import nn
 
 from ascbench.distill.features import FeatureTaps, pooled_taps, tap_channels
-from ascbench.distill.losses import DistillConfig, DistillObjective
+from ascbench.distill.losses import DistillConfig, DistillObjective, resample_frames
 from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, has_fake_quant
 from ascbench.distill.routing import Routing, route
+from ascbench.features.cache import CachedFeatures
 from ascbench.recipes.base import RecipeContext, RecipeResult
 from ascbench.recipes.supervised import training_data, training_notes
 from ascbench.recipes.teachers import TeacherConfig, TeacherStage, prepare_teacher
 from ascbench.results.provenance import config_hash
 from ascbench.systems.registry import model_input_shape
 from ascbench.training import EpochEnd, TrainConfig, TrainingData, UnlabeledPool, get_profile, train
+from ascbench.training.augment import roll_by, spec_layout
 from ascbench.training.config import QUICK_MIN_STEPS
 
 
@@ -164,6 +167,10 @@ class DistillRecipe:
         if data.pool is not None:
             notes["pool_kd"] = {"ratio": pool_kd, "pool_clips": len(data.pool.rows), "per_epoch": data.pool.per_epoch}
 
+        roll = aligned_roll(ctx.features, train_config) if distill.front else None
+        if roll is not None:  # the loss rolls the inputs, and the teacher's frames with them
+            train_config = dataclasses.replace(train_config, roll_s=0.0)
+            notes["time_roll"] = f"inputs and the teacher's frames rolled together, up to ±{roll.max_shift} input frames"
         stage1_config, stage2_config = split_stages(train_config, len(data), config.stage1_fraction if config.two_stage and distill.front else 0.0)
         front_module = None
         if stage1_config is not None:
@@ -177,7 +184,7 @@ class DistillRecipe:
             wrapper = StudentWithObjective(model, objective)
             started = time.perf_counter()
             result = train(wrapper, data, stage1_config, ctx.workdir / "stage1", ctx.seed, ctx.device, ctx.progress,
-                           loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, (), stage.directory.name))  # fmt: skip
+                           loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, (), stage.directory.name, roll))  # fmt: skip
             timings["stage1_align_s"] = time.perf_counter() - started
             notes["stage1"] = training_notes(result)
             front_module = objective.front
@@ -201,7 +208,7 @@ class DistillRecipe:
         result = train(
             wrapper, data, stage2_config, ctx.workdir / "stage2", ctx.seed, ctx.device, ctx.progress,
             loss_fn=_loss_fn(targets, distill, stage2_config, len(data), front_tap if distill.front else None,
-                             stage_taps if distill.hier else (), stage.directory.name),
+                             stage_taps if distill.hier else (), stage.directory.name, roll),
             on_epoch_end=_qat_hook(distill, stage2_config.epochs) if distill.qat else None,
         )  # fmt: skip
         timings["stage2_kd_s"] = time.perf_counter() - started
@@ -261,21 +268,56 @@ def split_stages(config: TrainConfig, clips_per_epoch: int, stage1_fraction: flo
     )
 
 
+@dataclass(frozen=True)
+class AlignedRoll:
+    """The profile's time roll, applied by the distillation loss instead of the engine."""
+
+    max_shift: int
+    """Largest shift, in frames of the student's input."""
+    time_dim: int
+    """The time axis of the student's ``[B, C, F, T]``-style input batch."""
+
+
+def aligned_roll(features: CachedFeatures, config: TrainConfig) -> AlignedRoll | None:
+    """The time roll of ``config`` for a student whose early features are aligned frame by frame
+    with the teacher's (eq. 15); None when there is none to apply.
+
+    Why: the engine rolls each input by its own random shift, while the teacher's frames, stored
+    from the clean clip, stay put: frame i of the student would be compared with another instant's
+    teacher frame i. Rolled in the loss, the same shift moves both."""
+    shape = tuple(features.array.shape[1:])
+    if config.roll_s <= 0 or len(shape) != 2:
+        return None
+    layout = spec_layout(features.frontend, shape)
+    shift = int(round(config.roll_s * layout.frames_per_second))
+    return AlignedRoll(shift, layout.time_dim) if shift > 0 else None
+
+
 def _loss_fn(targets: TeacherTargets, distill: DistillConfig, config: TrainConfig, n_clips: int,
-             front_tap: str | None, stage_taps: tuple[str, ...], teacher_stage: str):  # fmt: skip
+             front_tap: str | None, stage_taps: tuple[str, ...], teacher_stage: str, roll: AlignedRoll | None = None):  # fmt: skip
     """The engine's loss hook: eq. 19 over one batch, teacher targets looked up by cache row.
 
-    Its ``__qualname__`` names the teacher stage and hashes ``distill``: the engine's resume
-    fingerprint includes it, so an epoch checkpoint distilled from another teacher, or under other
-    α's, temperatures or routing, is never resumed from."""
+    With ``roll`` each input is rolled here, by a shift drawn from torch's generator (saved with
+    every epoch checkpoint), and the teacher's CNN frames, brought to the input's frame rate, by
+    the same shift.
+
+    Its ``__qualname__`` names the teacher stage, hashes ``distill`` and states the roll: the
+    engine's resume fingerprint includes it, so an epoch checkpoint distilled from another teacher,
+    or under other α's, temperatures, routing or roll, is never resumed from."""
     steps_per_epoch = max(1, math.ceil(n_clips / config.batch_size))
     names = ([front_tap] if front_tap else []) + list(stage_taps)
 
     def loss(wrapper: StudentWithObjective, inputs: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, step: int) -> torch.Tensor:
-        with FeatureTaps(wrapper.student, names) as taps:
-            logits = wrapper(inputs)
         objective = wrapper.objective
         device = inputs.device
+        teacher_front = targets.front(rows, device) if objective.front is not None else None
+        if roll is not None:
+            shifts = torch.randint(-roll.max_shift, roll.max_shift + 1, (inputs.shape[0],))
+            inputs = roll_by(inputs, shifts, roll.time_dim)
+            if teacher_front is not None:
+                teacher_front = roll_by(resample_frames(teacher_front, inputs.shape[roll.time_dim]), shifts, 1)
+        with FeatureTaps(wrapper.student, names) as taps:
+            logits = wrapper(inputs)
         temperature = distill.temperature(step // steps_per_epoch, config.epochs)
         terms = objective(
             logits,
@@ -284,12 +326,13 @@ def _loss_fn(targets: TeacherTargets, distill: DistillConfig, config: TrainConfi
             teacher_logits=targets.logits[rows].to(device) if objective.config.final_kd else None,
             teacher_layer_logits=targets.layer_logits[rows].to(device) if objective.hier is not None else None,
             stage_features=taps.take(stage_taps) if stage_taps else (),
-            teacher_front=targets.front(rows, device) if objective.front is not None else None,
+            teacher_front=teacher_front,
             student_front=taps[front_tap] if objective.front is not None else None,
         )
         return terms.total
 
-    loss.__qualname__ = f"distill(teacher={teacher_stage}, taps={names}, config={config_hash(distill)[:16]})"
+    loss.__qualname__ = (f"distill(teacher={teacher_stage}, taps={names}, config={config_hash(distill)[:16]}, "
+                         f"roll={roll.max_shift if roll else 0})")
     return loss
 
 
@@ -338,16 +381,11 @@ def teacher_profiles(
     return {"smoke": smoke, "quick": quick, "dcase": make_teacher("base")}
 
 
-def distill_configs(
-    teachers: dict[str, TeacherConfig], distill: DistillConfig, two_stage: bool, adir_p: float, time_roll: bool = True
-) -> dict[str, DistillRecipeConfig]:
-    """One recipe config per training profile, with the paper's augmentations on; ``time_roll``
-    False turns the profile's time roll off (frame-level alignment needs the frames in place)."""
+def distill_configs(teachers: dict[str, TeacherConfig], distill: DistillConfig, two_stage: bool, adir_p: float) -> dict[str, DistillRecipeConfig]:
+    """One recipe config per training profile, with the paper's augmentations on."""
     configs = {}
     for profile, teacher in teachers.items():
         train_config = dataclasses.replace(get_profile(profile), adir_p=adir_p)
-        if not time_roll:
-            train_config = dataclasses.replace(train_config, roll_s=0.0)
         configs[profile] = DistillRecipeConfig(train_config, distill, teacher, two_stage=two_stage)
     return configs
 

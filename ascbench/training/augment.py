@@ -110,10 +110,15 @@ def time_roll(x: torch.Tensor, rng: np.random.Generator, max_shift: int, time_di
     """
     if max_shift <= 0:
         return x
+    return roll_by(x, torch.from_numpy(rng.integers(-max_shift, max_shift + 1, size=x.shape[0])), time_dim)
+
+
+def roll_by(x: torch.Tensor, shifts: torch.Tensor, time_dim: int) -> torch.Tensor:
+    """Roll sample i of ``x`` circularly along ``time_dim`` by ``shifts[i]`` frames (a new tensor):
+    output frame t is input frame (t - shift) mod T. Also used to move a teacher's frame sequence
+    with its student's rolled input (front-end alignment)."""
     batch, frames = x.shape[0], x.shape[time_dim]
-    shifts = torch.from_numpy(rng.integers(-max_shift, max_shift + 1, size=batch)).to(x.device)
-    # output frame t takes input frame (t - shift) mod T, per sample
-    index = (torch.arange(frames, device=x.device).unsqueeze(0) - shifts.unsqueeze(1)) % frames
+    index = (torch.arange(frames, device=x.device).unsqueeze(0) - shifts.to(x.device).unsqueeze(1)) % frames
     view = [batch] + [1] * (x.dim() - 1)
     view[time_dim] = frames
     return torch.gather(x, time_dim, index.view(view).expand_as(x))
