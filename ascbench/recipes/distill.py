@@ -11,9 +11,9 @@ Two uses, one recipe (paper §3.3, eq. 14–19):
   2. *hierarchical semantic KD* (eq. 16–17): each student stage is routed to its three most
      similar teacher layers (linear CKA of time-pooled representations, computed on training clips
      with the stage-1 student; with ``--ablate front`` there is no stage 1, and the routing is
-     computed with the freshly initialised student), and a training-only head on the stage is distilled towards their
-     softened layer distributions at T(t) = Tmax·e^(−βt) + Tmin, with final-logit KD and the
-     alignment term kept: the full eq. 19, α1·L_front + α2·L_KD + α3·L_CE.
+     computed with the freshly initialised student), and a training-only head on the stage is
+     distilled towards their softened layer distributions at T(t) = Tmax·e^(−βt) + Tmin, with
+     final-logit KD and the alignment term kept: the full eq. 19, α1·L_front + α2·L_KD + α3·L_CE.
      Quantization-aware training (eq. 18: per-channel int8 fake-quantised weights, straight-
      through gradients) runs in the last ``1 − qat_start`` of stage 2's epochs; the runner then
      converts the QAT-trained weights into the real int8 artifact whose size is reported.

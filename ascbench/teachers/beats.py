@@ -454,7 +454,8 @@ class BEATsTeacher(TeacherEncoder):
 
     ``cnn_features`` are the patch embeddings after ``layer_norm``, averaged over the patches of
     each time step (``[B, frames / patch, embed_dim]``): front-end alignment (eq. 15) compares
-    frames in time, and the encoder's token sequence interleaves frequency patches. ``hidden_states`` every layer's output, ``pooled`` the time mean of the last. A fine-tuned
+    frames in time, and the encoder's token sequence interleaves frequency patches.
+    ``hidden_states`` are every layer's output, ``pooled`` the time mean of the last. A fine-tuned
     model's AudioSet ``predictor`` is not used (the :class:`~ascbench.teachers.base.TeacherClassifier`
     brings its own heads) and is dropped.
     """
