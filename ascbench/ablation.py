@@ -13,11 +13,3 @@ the student with H_M's augmentations and QAT alone."""
 
 PAPER_COMPONENTS = ("fms", "adir", "front", "hier", "qat")
 """The components of the seed paper's ablation, ``ascbench ablation``'s default."""
-
-TEACHER_TERMS = frozenset({"front", "hier", "kd"})
-"""The components through which a teacher reaches the student; with all three off none is left."""
-
-
-def teacher_signal_left(ablate: frozenset[str] | set[str]) -> bool:
-    """Whether a run with ``ablate`` switched off still learns anything from its teacher."""
-    return not TEACHER_TERMS <= set(ablate)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ascbench.cli.common import SUBMISSIONS_HELP, report_plugin_problems, HomeOption, console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
 from ascbench.cli.run import (
     POOL_KD_HELP, check_ablations, check_device, check_pool_kd, check_profile, check_recipe_profiles, check_teacher_checkpoint,

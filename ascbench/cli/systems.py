@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ascbench.cli.common import SUBMISSIONS_HELP, report_plugin_problems, console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, console, fail, report_plugin_problems
 
 
 def systems(
