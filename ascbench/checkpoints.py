@@ -3,8 +3,13 @@
 A run on the user's own weights is a different run from the one the harness trains: its record
 must not be skipped because a trained record exists, nor overwrite it. So the weights' identity
 becomes part of the recorded name (``hubert-mobilenetv2@teacher-hubert-base-1a2b3c4d``), the way
-an ablation's components do. The identity is cheap (file names, sizes and modification times,
-not a hash of gigabytes), so an edited or replaced checkpoint is a new run.
+an ablation's components do. The identity is cheap, not a hash of gigabytes: each file's name,
+size and modification time, and a digest of its first and last MiB. The content sample is what
+tells apart two same-named, same-sized checkpoints whose times were flattened (unpacked archives,
+mounts with coarse times); a format's header (safetensors, a torch zip's directory) and its last
+tensors fall in it. Hidden files and folders (``.git``, the ``.cache`` that ``huggingface-cli
+download --local-dir`` writes) are left out: a ``git gc`` in a cloned model folder changes no
+weight.
 """
 
 from __future__ import annotations
@@ -16,17 +21,37 @@ from typing import Literal
 
 TeacherFormat = Literal["hubert", "beats"]
 
+HF_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
+"""Files of an HF-format model folder, never an official BEATs checkpoint (one ``.pt``)."""
+
+
+SAMPLE_BYTES = 1 << 20
+"""Bytes read from each end of every checkpoint file for its identity."""
+
 
 def checkpoint_identity(path: Path | str, option: str = "--checkpoint") -> str:
-    """16 hex digits naming a checkpoint file or folder by its files' names, sizes and mtimes."""
+    """16 hex digits naming a checkpoint file or folder by its files' names, sizes, mtimes and a
+    digest of each file's first and last :data:`SAMPLE_BYTES`."""
     path = Path(path)
-    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    if path.is_file():
+        files = [(path.name, path)]
+    else:
+        files = sorted(
+            (str(p.relative_to(path)), p)
+            for p in path.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
     if not files:
         raise FileNotFoundError(f"{option} {path}: no such file or directory (or it is empty)")
     digest = hashlib.sha256()
-    for p in files:
+    for name, p in files:
         stat = p.stat()
-        digest.update(f"{p.relative_to(path) if path.is_dir() else p.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}:".encode())
+        with p.open("rb") as handle:
+            digest.update(handle.read(SAMPLE_BYTES))
+            if stat.st_size > SAMPLE_BYTES:
+                handle.seek(max(SAMPLE_BYTES, stat.st_size - SAMPLE_BYTES))
+                digest.update(handle.read())
     return digest.hexdigest()[:16]
 
 
@@ -52,5 +77,10 @@ def teacher_checkpoint_format(path: Path | str) -> TeacherFormat:
             "(a BEATs checkpoint is one .pt file)"
         )
     if path.is_file():
+        if (path.parent / "config.json").is_file() and path.suffix in HF_WEIGHT_SUFFIXES:
+            raise ValueError(
+                f"--teacher-checkpoint {path} is one file of an HF-format folder: "
+                f"a HuBERT checkpoint is the folder that holds config.json ({path.parent})"
+            )
         return "beats"
     raise FileNotFoundError(f"--teacher-checkpoint {path}: no such file or directory")

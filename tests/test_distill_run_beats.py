@@ -78,7 +78,14 @@ def test_a_local_beats_checkpoint_is_a_run_of_its_own(home: Path, tiny_synth_roo
 def test_teacher_checkpoint_mistakes_fail_before_training(home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
     beats = _official_format_beats(tmp_path / "beats.pt")
     (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "corrupt.pt").write_bytes(bytes(range(256)) * 8)
+    torch.save({"model": torch.load(beats, weights_only=True)["model"]}, tmp_path / "no-cfg.pt")
+    (tmp_path / "model.pt").write_bytes(b"trained weights")
     cases = [
+        (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "corrupt.pt")],
+         "corrupt.pt: not a loadable torch checkpoint (not a file of tensors and plain containers only"),
+        (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "no-cfg.pt")], "expected an official BEATs checkpoint, a dict with 'cfg' and 'model'; found a dict with keys model"),
+        (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(beats), "--checkpoint", str(tmp_path / "model.pt")], "no teacher changes: drop --teacher-checkpoint"),
         (["--models", "hubert-mobilenetv2", "--teacher-checkpoint", str(beats)], "holds a beats teacher; hubert-mobilenetv2 need(s) a hubert one"),
         (["--models", "all", "--teacher-checkpoint", str(beats)], "hubert-mobilenetv2 need(s) a hubert one"),
         (["--models", "cp-mobile", "--teacher-checkpoint", str(beats)], "none of the selected systems distils from a teacher"),

@@ -212,3 +212,35 @@ def test_cli_export_with_author_flags(home, tmp_path, monkeypatch):
     meta = yaml.safe_load((out / "task1" / LABEL / f"{LABEL}.meta.yaml").read_text())
     assert meta["submission"]["authors"][0]["lastname"] == "Doe" and meta["submission"]["abbreviation"] == "CPM"
     assert meta["results"]["development_dataset"]["split_5"] is None
+
+
+def test_a_recorded_name_exports_with_its_systems_model_and_a_hint_that_reruns_it(spec, tmp_path, monkeypatch):
+    """An ablation row or a run on a local teacher is recorded as ``SYSTEM~no-...@...``: its
+    weights are the registered system's architecture, and its missing splits come from the
+    command that recorded it, not from ``--models`` with the recorded name (an unknown system)."""
+    from ascbench.cli.main import app
+
+    home, name = tmp_path / "home", "cp-mobile~no-fms@teacher-t-1a2b3c4d"
+    record, predictions = make_record(name, fraction=0.25)
+    record.system["name"] = "cp-mobile"
+    record.provenance["command"] = ["ascbench", "run", "--models", "cp-mobile,mobilenetv2", "--ablate", "fms",
+                                    "--teacher-checkpoint", "/models/t.pt", "--fraction", "0.25", "--force"]  # fmt: skip
+    model_path = home / "checkpoints" / record.key.slug() / "model.pt"
+    save_trained_model(spec.build_model(), spec, model_path, meta={"run": record.key.slug()})
+    record.artifacts["model"] = str(model_path.relative_to(home))
+    ResultsStore(home).write(record, predictions)
+    audio = tmp_path / "eval" / "audio"
+    audio.mkdir(parents=True)
+    sf.write(audio / "0.wav", np.random.default_rng(0).normal(0, 0.1, 44_100).astype(np.float32), 44_100, subtype="PCM_24")
+
+    monkeypatch.setenv("ASCBENCH_HOME", str(home))
+    result = CliRunner().invoke(app, [
+        "export", "dcase", "--system", name, "--out", str(tmp_path / "pkg"), "--eval-audio", str(audio.parent), "--no-progress",
+        "--author-lastname", "Doe", "--author-firstname", "Jane", "--author-email", "j@x.org", "--author-abbreviation", "TU",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(read_rows(next((tmp_path / "pkg").rglob("*.output.split_25.csv")))) == 2  # header + the one clip
+    hint = "ascbench run --ablate fms --teacher-checkpoint /models/t.pt --models cp-mobile --fraction 5,10,50,100 --seeds 0"
+    assert hint in " ".join(result.output.split())
+    with pytest.raises(ExportError, match=r"run `ascbench run --models cp-mobile --fraction all`, with the options that name"):
+        export_dcase("cp-mobile~no-adir", tmp_path / "none", info(), home=home, progress=False)

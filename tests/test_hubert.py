@@ -157,6 +157,55 @@ def test_load_hubert_rejects_non_checkpoint(tmp_path):
         load_hubert(tmp_path)
 
 
+def _rewrite_weights(folder, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / "model.safetensors"
+    save_file(change(load_file(weights)), weights, metadata={"format": "pt"})
+
+
+def test_load_hubert_refuses_missing_or_misshapen_weights_instead_of_random_ones(tmp_path):
+    """from_pretrained alone would leave them at their random initialisation and train on."""
+    save_hubert(tiny_model(), tmp_path / "partial")
+    _rewrite_weights(tmp_path / "partial", lambda sd: {k: v for k, v in sd.items() if not k.startswith("encoder.layers.1.")})
+    with pytest.raises(ValueError, match=r"partial: the weights do not match.*missing weights \(\d+\): encoder\.layers\.1\."):
+        load_hubert(tmp_path / "partial")
+    save_hubert(tiny_model(), tmp_path / "shape")
+    _rewrite_weights(tmp_path / "shape", lambda sd: {**sd, "encoder.layer_norm.weight": torch.ones(7)})
+    with pytest.raises(ValueError, match="another shape than config.json says .*encoder.layer_norm.weight"):
+        load_hubert(tmp_path / "shape")
+
+
+def test_a_ctc_folder_loads_its_encoder_exactly(tmp_path):
+    """A fine-tuned HuBERT is saved as HubertForCTC: prefixed keys and an lm_head beside the encoder."""
+    model = tiny_model(seed=5).eval()
+    save_hubert(model, tmp_path / "ctc")
+    _rewrite_weights(tmp_path / "ctc", lambda sd: {**{f"hubert.{k}": v for k, v in sd.items()}, "lm_head.weight": torch.zeros(5, 8)})
+    reloaded = load_hubert(tmp_path / "ctc").eval()
+    x = torch.randn(1, 16_000)
+    assert torch.equal(HubertTeacher(model)(x).hidden_states[-1], HubertTeacher(reloaded)(x).hidden_states[-1])
+
+
+def test_a_checkpoint_that_normalizes_its_input_gets_normalized_input(tmp_path):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    from ascbench.teachers.hubert import hubert_normalizes_input
+
+    save_hubert(tiny_model(), tmp_path / "plain")
+    assert not hubert_normalizes_input(tmp_path / "plain")
+    save_hubert(tiny_model(), tmp_path / "norm")
+    Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(tmp_path / "norm")
+    assert hubert_normalizes_input(tmp_path / "norm")
+    model = load_hubert(tmp_path / "norm").eval()
+    x = 0.1 * torch.randn(2, 16_000) + 0.05
+    extractor = Wav2Vec2FeatureExtractor.from_pretrained(tmp_path / "norm")
+    prepared = extractor(list(x.numpy()), sampling_rate=16_000, return_tensors="pt").input_values
+    assert not torch.allclose(prepared, x)
+    ours = HubertTeacher(model, normalize_input=True)(x)
+    theirs = HubertTeacher(model)(prepared)  # the feature extractor's own normalisation, then the model
+    assert torch.allclose(ours.hidden_states[-1], theirs.hidden_states[-1], atol=1e-5)
+
+
 def test_finetune_learns_labels_and_outputs_have_shapes(tmp_path):
     clips, labels = tone_clips(64, seed=2)
     features = waves(clips, tmp_path)

@@ -72,7 +72,7 @@ def ablation(
     report_plugin_problems(registry.problems)
     check_recipe_profiles(profile, [spec])
     if teacher_checkpoint is not None:
-        check_teacher_checkpoint(teacher_checkpoint, [spec])
+        teacher_checkpoint = check_teacher_checkpoint(teacher_checkpoint, [spec])
     if teacher_seed is not None:
         check_teacher_seed(teacher_seed, [spec])
     if pool_kd:

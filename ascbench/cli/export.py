@@ -117,6 +117,7 @@ def dcase(
     from ascbench.export.meta import Affiliation, Author, SubmissionConfigError, SubmissionInfo, load_submission_config
     from ascbench.export.predict import AudioReadError
     from ascbench.systems.checkpoint import CheckpointError
+    from ascbench.runner.request import registered_system
     from ascbench.systems.registry import SystemLoadError, discover
 
     try:
@@ -134,8 +135,8 @@ def dcase(
         registry = discover(submissions)
     except SystemLoadError as error:  # a --submissions / $ASCBENCH_SUBMISSIONS folder that is not there
         fail(str(error))
-    try:
-        spec = registry.get(system)
+    try:  # a recorded name (an ablation row, a run on a local teacher) loads its system's architecture
+        spec = registry.get(registered_system(system))
     except SystemLoadError as error:
         if eval_audio is not None:
             fail(str(error))

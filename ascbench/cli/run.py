@@ -145,7 +145,9 @@ def run(
     if checkpoint is not None and not checkpoint.is_file():
         fail(f"--checkpoint {checkpoint}: no such file (a model.pt written by `ascbench run`)")
     if teacher_checkpoint is not None:
-        check_teacher_checkpoint(teacher_checkpoint, specs)
+        if checkpoint is not None:
+            fail("--checkpoint evaluates trained weights, which no teacher changes: drop --teacher-checkpoint")
+        teacher_checkpoint = check_teacher_checkpoint(teacher_checkpoint, specs)
     if teacher_seed is not None:
         check_teacher_seed(teacher_seed, specs)
     if pool_kd:
@@ -198,9 +200,13 @@ def run(
         raise typer.Exit(1)
 
 
-def check_teacher_checkpoint(path: Path, specs: list) -> None:
-    """Fail before any training when a local teacher cannot serve the selected systems."""
+def check_teacher_checkpoint(path: Path, specs: list) -> Path:
+    """Fail before any training when a local teacher cannot serve the selected systems, its form
+    or its contents (loaded once here, so a broken file is one error, not one per run).
+
+    Returns the absolute path: runs on other workers (Ray) need not share this directory."""
     from ascbench.checkpoints import teacher_checkpoint_format
+    from ascbench.recipes.teachers import load_teacher_checkpoint
     from ascbench.runner.grid import teacher_kind
 
     try:
@@ -219,6 +225,11 @@ def check_teacher_checkpoint(path: Path, specs: list) -> None:
     if plain:
         console.print(f"--teacher-checkpoint applies to {', '.join(s.name for s in distilling)}; "
                       f"{', '.join(plain)} train as usual")
+    try:
+        load_teacher_checkpoint(held, path)
+    except (OSError, ValueError) as error:
+        fail(f"--teacher-checkpoint: {error}")
+    return path.absolute()  # not resolve(): a symlink's name stays the recorded name
 
 
 def check_teacher_seed(seed: int, specs: list) -> None:

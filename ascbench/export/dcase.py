@@ -15,6 +15,7 @@ the meta file and in the README, because they are not a valid challenge output.
 
 from __future__ import annotations
 
+import shlex
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from ascbench.features.frontends import FRONTENDS, Frontend
 from ascbench.paths import resolve_home
 from ascbench.results.record import Record
 from ascbench.results.store import ResultsStore
+from ascbench.runner.request import registered_system
 from ascbench.systems.checkpoint import load_trained_model
 from ascbench.systems.spec import SystemSpec
 
@@ -63,6 +65,25 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def rerun_command(record: Record, fractions: str) -> str:
+    """The command that recorded ``record``, for other splits: a run on a local teacher, an
+    ablation row or a pool run is named by its options, not by ``--models`` alone."""
+    name = str(record.system.get("name") or registered_system(record.key.system))
+    command = [str(part) for part in record.provenance.get("command") or ()]
+    if command[:2] not in (["ascbench", "run"], ["ascbench", "ablation"]):
+        return f"ascbench run --models {name} --fraction {fractions}"
+    kept, skip = [], False
+    for part in command:
+        if skip:
+            skip = False
+        elif part in ("--fraction", "-f", "--seeds", "--models", "-m"):
+            skip = True
+        elif part != "--force" and not part.startswith(("--fraction=", "--seeds=", "--models=")):
+            kept.append(part)
+    models = ["--models", name] if command[1] == "run" else []
+    return shlex.join([*kept, *models, "--fraction", fractions, "--seeds", str(record.key.seed)])
+
+
 def select_records(
     store: ResultsStore,
     system: str,
@@ -78,9 +99,10 @@ def select_records(
     records = list(store.iter_records(dataset=data, system=system, profile=profile))
     filters = "".join(f", {k} {v!r}" for k, v in (("data set", data), ("profile", profile)) if v is not None)
     if not records:
+        how = "" if registered_system(system) == system else ", with the options that name the run (see `ascbench leaderboard`)"
         raise ExportError(
             f"no records of system {system!r}{filters} in {store.root}; "
-            f"run `ascbench run --models {system} --fraction all` first"
+            f"run `ascbench run --models {registered_system(system)} --fraction all`{how} first"
         )
     for attribute, flag in (("dataset", "--data"), ("profile", "--profile")):
         values = sorted({getattr(r.key, attribute) for r in records})
@@ -103,10 +125,10 @@ def select_records(
             warnings.append(f"split_{pct}: no run with seed {seed} (recorded seeds: {seeds}); split left out")
     missing = [p for p in SPLIT_PERCENTS if p not in chosen]
     if missing:
+        fractions = ",".join(str(p) for p in missing)
         warnings.append(
             "missing split(s) " + ", ".join(f"split_{p}" for p in missing)
-            + f": DCASE asks for all five; run `ascbench run --models {system} --fraction "
-            + ",".join(str(p) for p in missing) + "`"
+            + f": DCASE asks for all five; run `{rerun_command(next(iter(chosen.values()), records[0]), fractions)}`"
         )
     if not chosen:
         raise ExportError(f"no record of {system!r} matches seed {seed}{filters}")

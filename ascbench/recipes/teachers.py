@@ -133,11 +133,15 @@ def _pretrain(config: TeacherConfig, features: CachedFeatures, rows: np.ndarray,
     return BEATsTeacher(pretrain_beats(features, rows, config.pretrain, workdir, config.seed, device, progress, precision))
 
 
-def _from_checkpoint(kind: TeacherKind, path: Path) -> TeacherEncoder:
-    if kind == "hubert":
-        from ascbench.teachers.hubert import HubertTeacher, load_hubert
+def load_teacher_checkpoint(kind: TeacherKind, path: Path) -> TeacherEncoder:
+    """A user's local teacher as an encoder; ``ValueError`` (naming the file) when it is not one.
 
-        return HubertTeacher(load_hubert(path))
+    The CLI calls it once before any training, so a broken checkpoint is reported once, not by
+    every run of the grid."""
+    if kind == "hubert":
+        from ascbench.teachers.hubert import HubertTeacher, hubert_normalizes_input, load_hubert
+
+        return HubertTeacher(load_hubert(path), normalize_input=hubert_normalizes_input(path))
     from ascbench.teachers.beats import BEATsTeacher
 
     return BEATsTeacher.from_checkpoint(path)
@@ -170,7 +174,7 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
         source = f"checkpoint:{checkpoint_identity(checkpoint, '--teacher-checkpoint')}"
 
         def pretrained() -> TeacherEncoder:
-            return _from_checkpoint(config.kind, Path(checkpoint))
+            return load_teacher_checkpoint(config.kind, Path(checkpoint))
     else:
         pool = _pretraining_rows(ctx, features)
         pre_hash = config_hash(config.pretrain)

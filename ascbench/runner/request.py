@@ -46,6 +46,12 @@ def recorded_name(
     return name
 
 
+def registered_system(recorded: str) -> str:
+    """The registry's name inside a recorded one: ``hubert-mobilenetv2~no-fms@pool-kd1`` ->
+    ``hubert-mobilenetv2`` (what loads the architecture of any of its records' weights)."""
+    return recorded.split(SOURCE_SEPARATOR, 1)[0].split(ABLATION_SEPARATOR, 1)[0]
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """Train (or load) one system on one split with one seed, then measure and record it.

@@ -17,8 +17,10 @@ def print_summary(outcomes: Sequence[RunOutcome], console: Console, store: Resul
     """The leaderboard (one per data set, fraction and profile) of this command's records only,
     so older records of other systems never sneak into what the user just asked for."""
     for outcome in outcomes:
-        if outcome.error:
-            console.print(f"[red]failed:[/] {outcome.request.label()}: {escape(outcome.error)}", highlight=False)
+        if outcome.error:  # printed in full when the run failed; here, one line per run
+            first, *rest = outcome.error.splitlines() or [""]
+            more = " (full error above)" if rest or len(first) > 200 else ""
+            console.print(f"[red]failed:[/] {outcome.request.label()}: {escape(first[:200])}{more}", highlight=False)
     records = [o.record for o in outcomes if o.record is not None]
     if not records:
         return

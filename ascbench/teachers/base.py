@@ -82,3 +82,9 @@ class TeacherClassifier(nn.Module):
             [head(hidden.mean(dim=1)) for head, hidden in zip(self.layer_heads, output.hidden_states, strict=True)], dim=1
         )
         return self.head(output.pooled), output, layer_logits
+
+
+def brief(keys: list[str], shown: int = 8) -> str:
+    """The first keys of a long list, and how many more: a base model's error stays readable."""
+    more = f", ... ({len(keys) - shown} more)" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more

@@ -26,6 +26,7 @@ Padding masks are not supported: every clip of this benchmark has the same lengt
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ascbench.features.frontends import KaldiFbank
-from ascbench.teachers.base import TeacherEncoder, TeacherOutput
+from ascbench.teachers.base import TeacherEncoder, TeacherOutput, brief
 
 FBANK = KaldiFbank()
 """The frontend BEATs consumes: BEATs' official preprocessing (16 kHz, 128 bins, normalised)."""
@@ -411,15 +412,24 @@ def load_state_dict_strict(model: BEATs, state: dict[str, torch.Tensor], source:
     if missing or unexpected or shapes:
         lines = [f"{source}: the state dict does not match the BEATs model built from its cfg"]
         if missing:
-            lines.append(f"missing keys ({len(missing)}): {missing}")
+            lines.append(f"missing keys ({len(missing)}): {brief(missing)}")
         if unexpected:
-            lines.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+            lines.append(f"unexpected keys ({len(unexpected)}): {brief(unexpected)}")
         if shapes:
-            lines.append(f"shape mismatches ({len(shapes)}): {shapes}")
+            lines.append(f"shape mismatches ({len(shapes)}): {brief(shapes)}")
         raise ValueError("\n".join(lines))
     shared = "encoder.layers.0.self_attn.relative_attention_bias.weight"
     state = {k: v for k, v in state.items() if not (k.endswith("self_attn.relative_attention_bias.weight") and k != shared)}
     model.load_state_dict(state, strict=False)
+
+
+def _load_failure(error: Exception) -> str:
+    """The reason inside torch's ``weights_only`` refusal, without its advice to load unsafely:
+    official BEATs checkpoints hold only tensors and plain containers, and load safely."""
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", str(error), flags=re.DOTALL)
+    if found:
+        return f"not a file of tensors and plain containers only: {found.group(1).strip().splitlines()[0]}"
+    return f"{type(error).__name__}: {error}"
 
 
 def load_beats_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> tuple[BEATs, BEATsConfig]:
@@ -436,9 +446,9 @@ def load_beats_checkpoint(path: Path | str, map_location: str | torch.device = "
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickle / zip errors have many types
-        raise ValueError(f"{path}: not a loadable torch checkpoint ({type(error).__name__}: {error})") from error
+        raise ValueError(f"{path}: not a loadable torch checkpoint ({_load_failure(error)})") from error
     if not isinstance(checkpoint, dict) or "cfg" not in checkpoint or "model" not in checkpoint:
-        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        found = f"a dict with keys {brief(sorted(map(str, checkpoint)))}" if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise ValueError(f"{path}: expected an official BEATs checkpoint, a dict with 'cfg' and 'model'; found {found}")
     cfg = BEATsConfig.from_dict(checkpoint["cfg"], source=str(path))
     model = BEATs(cfg)

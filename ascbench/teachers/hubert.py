@@ -18,6 +18,8 @@ skipped layer would not produce.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -25,7 +27,7 @@ from transformers import HubertConfig, HubertModel
 from transformers.utils import logging as hf_logging
 
 from ascbench.features.frontends import RawWaveform
-from ascbench.teachers.base import TeacherEncoder, TeacherOutput
+from ascbench.teachers.base import TeacherEncoder, TeacherOutput, brief
 
 HUBERT_SAMPLE_RATE = 16_000
 
@@ -73,26 +75,81 @@ def build_hubert(config: HubertConfig | str = "small", seed: int | None = None) 
     return HubertModel(config)
 
 
+OPTIONAL_WEIGHTS = frozenset({"masked_spec_embed"})
+"""Weights a HuBERT checkpoint may lack: the mask embedding is a pre-training parameter (saved
+only when the config enables masking), and fine-tuning with SpecAugment starts it afresh."""
+
+
 def load_hubert(directory: Path | str) -> HubertModel:
-    """Load a local HF-format HuBERT directory (``config.json`` + weights); never downloads."""
+    """Load a local HF-format HuBERT directory (``config.json`` + weights); never downloads.
+
+    Strict where ``from_pretrained`` is lenient: a weight the folder lacks, or one of another
+    shape, is refused naming the folder and the keys, rather than left at its random
+    initialisation (a partly random teacher trains, and its students are recorded as if it were
+    the checkpoint). Task heads (``lm_head`` of a ``HubertForCTC``, a classifier) are ignored.
+    """
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{directory} is not a HuBERT checkpoint directory: it has no config.json")
-    config = HubertConfig.from_pretrained(directory, local_files_only=True)
+    try:
+        config = HubertConfig.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{directory}/config.json: not a readable HF config ({error})") from error
     if config.model_type != "hubert":
         raise ValueError(f"{directory}/config.json describes a {config.model_type!r} model, expected 'hubert'")
-    return HubertModel.from_pretrained(directory, local_files_only=True)
+    with _quiet_transformers():
+        try:
+            model, info = HubertModel.from_pretrained(
+                directory, config=config, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True
+            )
+        except OSError as error:
+            raise ValueError(f"{directory}: no loadable HuBERT weights ({error})") from error
+    problems = []
+    missing = sorted(set(info["missing_keys"]) - OPTIONAL_WEIGHTS)
+    if missing:
+        problems.append(f"missing weights ({len(missing)}): {brief(missing)}")
+    mismatched = sorted(str(entry[0] if isinstance(entry, tuple) else entry) for entry in info["mismatched_keys"])
+    if mismatched:
+        problems.append(f"weights of another shape than config.json says ({len(mismatched)}): {brief(mismatched)}")
+    if problems:
+        raise ValueError(f"{directory}: the weights do not match its config.json: " + "; ".join(problems))
+    return model
+
+
+def hubert_normalizes_input(directory: Path | str) -> bool:
+    """Whether the checkpoint's feature extractor normalises each waveform to zero mean, unit
+    variance (``do_normalize`` in ``preprocessor_config.json``; large HuBERTs were trained so).
+    A folder without that file is taken as unnormalised, as this project's own teachers are."""
+    directory = Path(directory)
+    if not (directory / "preprocessor_config.json").is_file():
+        return False
+    from transformers import Wav2Vec2FeatureExtractor
+
+    try:
+        extractor = Wav2Vec2FeatureExtractor.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{directory}/preprocessor_config.json: not a readable feature-extractor config ({error})") from error
+    return bool(extractor.do_normalize)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No transformers progress bar or load report inside our own progress output."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def save_hubert(model: HubertModel, directory: Path | str) -> Path:
     """Save ``model`` in HF format (``config.json`` + safetensors), loadable by :func:`load_hubert`."""
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar inside our own progress output
-    try:
+    with _quiet_transformers():
         model.save_pretrained(directory)
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
     return Path(directory)
 
 
@@ -104,8 +161,9 @@ class HubertTeacher(TeacherEncoder):
     transformer layers (HF's ``hidden_states[1:]``; entry 0 is the encoder input).
     """
 
-    def __init__(self, model: HubertModel):
+    def __init__(self, model: HubertModel, normalize_input: bool = False):
         super().__init__()
+        self.normalize_input = normalize_input
         model.config.layerdrop = 0.0  # every layer must run: layer-wise heads read all of them
         self.model = model
         self.frontend = RawWaveform(HUBERT_SAMPLE_RATE)
@@ -116,6 +174,8 @@ class HubertTeacher(TeacherEncoder):
     def forward(self, x: torch.Tensor, mask_time_indices: torch.Tensor | None = None) -> TeacherOutput:
         """``x`` waveforms ``[B, samples]`` at 16 kHz; ``mask_time_indices`` ``[B, frames]`` (bool)
         replaces those frames by HuBERT's learned mask embedding (masked prediction pre-training)."""
+        if self.normalize_input:  # as Wav2Vec2FeatureExtractor(do_normalize=True), per clip
+            x = (x - x.mean(dim=-1, keepdim=True)) / torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + 1e-7)
         captured: list[torch.Tensor] = []
         hook = self.model.feature_extractor.register_forward_hook(lambda _m, _i, out: captured.append(out))
         try:
