@@ -223,6 +223,7 @@ def test_a_recorded_name_exports_with_its_systems_model_and_a_hint_that_reruns_i
     home, name = tmp_path / "home", "cp-mobile~no-fms@teacher-t-1a2b3c4d"
     record, predictions = make_record(name, fraction=0.25)
     record.system["name"] = "cp-mobile"
+    record.provenance["config"]["teacher_checkpoint"] = "/models/t.pt"
     record.provenance["command"] = ["ascbench", "run", "--models", "cp-mobile,mobilenetv2", "--ablate", "fms",
                                     "--teacher-checkpoint", "/models/t.pt", "--fraction", "0.25", "--force"]  # fmt: skip
     model_path = home / "checkpoints" / record.key.slug() / "model.pt"
@@ -242,5 +243,7 @@ def test_a_recorded_name_exports_with_its_systems_model_and_a_hint_that_reruns_i
     assert len(read_rows(next((tmp_path / "pkg").rglob("*.output.split_25.csv")))) == 2  # header + the one clip
     hint = "ascbench run --ablate fms --teacher-checkpoint /models/t.pt --models cp-mobile --fraction 5,10,50,100 --seeds 0"
     assert hint in " ".join(result.output.split())
+    meta = next((tmp_path / "pkg").rglob("*.meta.yaml")).read_text()
+    assert "the teacher was loaded from /models/t.pt (--teacher-checkpoint): list the data it was pre-trained on" in meta
     with pytest.raises(ExportError, match=r"run `ascbench run --models cp-mobile --fraction all`, with the options that name"):
         export_dcase("cp-mobile~no-adir", tmp_path / "none", info(), home=home, progress=False)

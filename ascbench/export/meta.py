@@ -200,9 +200,13 @@ def system_block(
         "source_code": info.source_code,
     }
     if info.external_datasets is None:
+        teachers = sorted({str(c) for r in records.values() if (c := (r.provenance.get("config") or {}).get("teacher_checkpoint"))})
+        known_use = (
+            f"the teacher was loaded from {', '.join(teachers)} (--teacher-checkpoint): list the data it was pre-trained on"
+            if teachers else "ascbench cannot tell, so it is left empty"
+        )
         comments[("system", "external_datasets")] = (
-            "list of {name, url, total_audio_length} for every external data set used (pre-trained teachers' data too); "
-            "ascbench cannot tell, so it is left empty"
+            "list of {name, url, total_audio_length} for every external data set used (pre-trained teachers' data too); " + known_use
         )
     if not info.source_code:
         comments[("system", "source_code")] = "URL of the source code: fill in"
