@@ -46,6 +46,10 @@ def test_hubert_student_records_its_teacher_routing_and_int8_model(home: Path) -
     routing = record["notes"]["routing"]
     assert len(routing["taps"]) == len(routing["layers"]) >= 2
     assert all(len(set(layers)) == 3 for layers in routing["layers"])  # top-3 of HuBERT-small's 4 layers
+    # the teacher pre-trained on tiny split25's 370 unlabeled pool clips: not a DCASE-legal system
+    assert record["notes"]["teacher_pretraining_audio"] == "pool"
+    result = runner.invoke(app, ["leaderboard", "--home", str(home), "--format", "md"])
+    assert "| FAIL: audio outside the split (teacher pre-training) |" in result.output, result.output
 
 
 def test_a_teacher_fine_tuned_after_a_cached_pretraining_is_the_same_teacher(home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
@@ -139,6 +143,10 @@ def test_a_local_hubert_folder_gives_runs_and_an_ablation_table_of_its_own(home:
     assert flat(f"--systems 'hubert-mobilenetv2*@{full.partition('@')[2]}'") in flat(result.output)
     record = after[full]
     assert record["notes"]["teacher"] == "hubert-checkpoint" and "teacher_pretrain_s" not in record["timings"]
+    assert record["notes"]["teacher_pretraining_audio"] == "checkpoint"
+    recorded_teacher = record["provenance"]["config"]["recipe_config"]["teacher"]  # not the harness's HuBERT-small
+    assert recorded_teacher["size"] == "checkpoint" and recorded_teacher["pretrain"] is None
+    assert before["provenance"]["config"]["recipe_config"]["teacher"]["size"] == "small"
     assert record["provenance"]["config"]["teacher_checkpoint"] == str(hubert_folder)
     # the teacher that was fine-tuned is the checkpoint's: its conv features are 16 wide, not 64
     assert np.load(stage_outputs(home, record) / "cnn_features.npy", mmap_mode="r").shape[-1] == 16

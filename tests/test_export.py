@@ -8,6 +8,7 @@ the exporter so that a field the exporter forgets fails the test.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import zipfile
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def test_development_test_package(home, spec, tmp_path):
     assert any("split_50, split_100" in w for w in warnings)
     assert any("seeds [0, 1]" in w for w in warnings)
     assert any("not a valid challenge submission" in w for w in warnings)
+    assert not any("outside the split" in w for w in warnings)  # cp-mobile learns from its split alone
 
     store = ResultsStore(home)
     for pct, fraction in SPLITS_PRESENT.items():
@@ -166,6 +168,19 @@ def test_evaluation_package_predicts_each_splits_model(home, spec, tmp_path):
     assert_meta_complete(meta)
     assert meta["system"]["complexity"]["total_model_size"] == 61_148 * 2  # float16 weights
     assert "evaluation clips" in result.meta_path.read_text().splitlines()[1]
+
+
+def test_a_system_that_learnt_from_audio_outside_its_split_is_flagged(spec, tmp_path):
+    """A teacher the harness pre-trained on the split's unlabeled pool is development audio the
+    DCASE rules exclude: the package is still written, with the reason in the warnings and README."""
+    store = ResultsStore(tmp_path / "home")
+    record, predictions = make_record("cp-mobile", fraction=0.25)
+    store.write(dataclasses.replace(record, notes={"teacher": "hubert-small", "teacher_pretraining_audio": "pool"}), predictions)
+    warnings: list[str] = []
+    export_dcase("cp-mobile", tmp_path / "pkg", info(), spec=spec, home=tmp_path / "home", progress=False, warn=warnings.append)
+    (flag,) = [w for w in warnings if "outside the split" in w]
+    assert flag.startswith("split_25: trained with development audio outside the split (teacher pre-training)")
+    assert flag in (tmp_path / "pkg" / "README.md").read_text()
 
 
 def test_store_problems_are_explained(home, spec, tmp_path):
@@ -245,5 +260,6 @@ def test_a_recorded_name_exports_with_its_systems_model_and_a_hint_that_reruns_i
     assert hint in " ".join(result.output.split())
     meta = next((tmp_path / "pkg").rglob("*.meta.yaml")).read_text()
     assert "the teacher was loaded from /models/t.pt (--teacher-checkpoint): list the data it was pre-trained on" in meta
+    assert "its teacher was loaded from /models/t.pt (--teacher-checkpoint), not pre-trained by ascbench" in " ".join(meta.split())
     with pytest.raises(ExportError, match=r"run `ascbench run --models cp-mobile --fraction all`, with the options that name"):
         export_dcase("cp-mobile~no-adir", tmp_path / "none", info(), home=home, progress=False)

@@ -38,7 +38,7 @@ from ascbench.export.output import EVAL_CLIP_COUNT, check_output, write_output
 from ascbench.export.predict import list_audio, predict_files, prepare_model
 from ascbench.features.frontends import FRONTENDS, Frontend
 from ascbench.paths import resolve_home
-from ascbench.results.record import Record
+from ascbench.results.record import Record, audio_outside_split
 from ascbench.results.store import ResultsStore
 from ascbench.runner.request import registered_system
 from ascbench.systems.checkpoint import load_trained_model
@@ -164,6 +164,10 @@ def export_dcase(
     label = info.resolved_label()
     records, warnings = select_records(store, system, data=data, profile=profile, seed=seed)
     warnings += check_authors(info)
+    for pct, record in sorted(records.items()):
+        if outside := audio_outside_split(record):
+            warnings.append(f"split_{pct}: trained with development audio outside the split ({', '.join(outside)}); DCASE 2024 allows only "
+                            "the split and listed external resources (a --teacher-checkpoint): not a valid challenge submission")  # fmt: skip
     dataset = next(iter(records.values())).key.dataset
     if dataset != REAL_DATASET:
         warnings.append(f"records are on data set {dataset!r}, not the TAU22 development set: the results are not DCASE results")

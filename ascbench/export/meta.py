@@ -183,9 +183,13 @@ def system_block(
         known["complexity_management"] = "16-bit float parameters"
     description = {name: info.description.get(name, known.get(name, "")) for name in DESCRIPTION_FIELDS}
     first = next(iter(records.values()))
+    teachers = sorted({str(c) for r in records.values() if (c := (r.provenance.get("config") or {}).get("teacher_checkpoint"))})
+    method = f"ascbench system: {first.system.get('description', '')}".strip()
+    if teachers:  # the plugin's description names the harness's own teacher
+        method += f"; its teacher was loaded from {', '.join(teachers)} (--teacher-checkpoint), not pre-trained by ascbench"
     comments: Comments = {
         ("system", "description", "input_sampling_rate"): "rate the frontend resamples the 44.1 kHz clips to",
-        ("system", "description", "machine_learning_method"): f"ascbench system: {first.system.get('description', '')}".strip(),
+        ("system", "description", "machine_learning_method"): method,
         ("system", "description", "data_augmentation"): "see the records' provenance.config (recipe_config) for what the recipe used",
     }
     for name in DESCRIPTION_FIELDS:
@@ -200,7 +204,6 @@ def system_block(
         "source_code": info.source_code,
     }
     if info.external_datasets is None:
-        teachers = sorted({str(c) for r in records.values() if (c := (r.provenance.get("config") or {}).get("teacher_checkpoint"))})
         known_use = (
             f"the teacher was loaded from {', '.join(teachers)} (--teacher-checkpoint): list the data it was pre-trained on"
             if teachers else "ascbench cannot tell, so it is left empty"

@@ -24,7 +24,7 @@ from ascbench.evaluation.bootstrap import DEFAULT_RESAMPLES, PairedComparison
 from ascbench.evaluation.metrics import aggregate
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.leaderboard.compare import paired_over_seeds
-from ascbench.results.record import Record
+from ascbench.results.record import Record, audio_outside_split
 from ascbench.results.store import CorruptRecordError, ResultsStore
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,12 @@ COLUMNS: tuple[str, ...] = (
     "seen_accuracy", "seen_accuracy_std", "unseen_accuracy", "unseen_accuracy_std",
     "attenuation_pct", "attenuation_pct_std", "attenuation_points", "attenuation_points_std",
     "log_loss", "log_loss_std", "param_memory_kb_int8", "int8_artifact_kb",
-    "memory_ok", "macs_ok", "split_audio_only", "dcase_pass",
+    "memory_ok", "macs_ok", "split_audio_only", "audio_outside_split", "dcase_pass",
     "delta_vs_best", "delta_ci95_low", "delta_ci95_high", "delta_p_value", "delta_significant", "delta_seeds",
 )  # fmt: skip
 """Columns of a leaderboard frame, in order. Accuracies are fractions; ``delta_*`` is the paired
 bootstrap of (this system - the top system), over the seeds both ran."""
+
 
 
 @dataclass(frozen=True, order=True)
@@ -197,8 +198,9 @@ def _summarise(system: str, records: Sequence[Record]) -> dict[str, object]:
     # operators fvcore could not count make the MACs a lower bound: under the limit, that proves nothing
     complete = not any(r.complexity.uncounted_ops for r in records)
     row["macs_ok"] = False if row["macs"] > DCASE_MAX_MACS else (True if complete else None)
-    # DCASE allows only the split's audio for training; --pool-kd students also learn from the rest
-    row["split_audio_only"] = not any(float((r.provenance.get("config") or {}).get("pool_kd") or 0.0) > 0 for r in records)
+    outside = sorted({use for r in records for use in audio_outside_split(r)}, reverse=True)
+    row["split_audio_only"] = not outside
+    row["audio_outside_split"] = ", ".join(outside) or None
     checks = (row["memory_ok"], row["macs_ok"], row["split_audio_only"])
     row["dcase_pass"] = False if False in checks else (None if None in checks else True)
     return row

@@ -19,7 +19,9 @@ from ascbench.leaderboard.build import DCASE_MAX_MACS, DCASE_MAX_PARAM_KB, SPLIT
 DASH = "—"
 DCASE_NOTE = (
     f"DCASE limits: ≤ {DCASE_MAX_PARAM_KB:g} kB int8 parameter memory and ≤ {DCASE_MAX_MACS / 1e6:g} M MACs "
-    "per 1-s clip, trained on the split's audio only. Accuracy: macro class-wise accuracy on test.csv, mean ± std over seeds; 95 % CI: "
+    "per 1-s clip, trained on the split's audio only (plus external resources a submission lists, "
+    "such as a --teacher-checkpoint; a teacher pre-trained here on the split's unlabeled pool, and --pool-kd, "
+    "use development audio outside the split). Accuracy: macro class-wise accuracy on test.csv, mean ± std over seeds; 95 % CI: "
     "test-clip bootstrap, averaged over seeds. Δ vs best: paired bootstrap over the same test clips "
     "and seeds (significant = 95 % interval excludes 0)."
 )
@@ -44,7 +46,8 @@ def number(value: object, fmt: str) -> str:
 def dcase_verdict(row: pd.Series) -> str:
     """``pass``, ``FAIL: <what>``, or ``unknown: MACs`` when uncounted operators leave the MAC
     count a lower bound under the limit (``ascbench profile`` names them)."""
-    checks = (("memory", row["memory_ok"]), ("MACs", row["macs_ok"]), ("audio outside the split", row.get("split_audio_only", True)))
+    outside = "audio outside the split" + (f" ({row['audio_outside_split']})" if isinstance(row.get("audio_outside_split"), str) else "")
+    checks = (("memory", row["memory_ok"]), ("MACs", row["macs_ok"]), (outside, row.get("split_audio_only", True)))
     broken = [name for name, ok in checks if not _missing(ok) and not ok]
     if broken:
         return "FAIL: " + ", ".join(broken)

@@ -162,6 +162,7 @@ class DistillRecipe:
             "teacher_reused": stage.reused,
             "teacher_test_accuracy": stage.info.get("teacher_test_accuracy"),
             "teacher_precision": stage.info.get("precision", "fp32"),  # stages built before it was recorded were fp32
+            "teacher_pretraining_audio": stage.pretraining_audio,
             "ablate": sorted(ctx.ablate),
         }
         if data.pool is not None:

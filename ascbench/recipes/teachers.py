@@ -95,6 +95,26 @@ class TeacherStage:
     cnn_dim: int = 0
     name: str = ""
     """The teacher as recorded: ``hubert-small``, ``beats-base``, or ``hubert-checkpoint`` for a local one."""
+    pretraining_audio: str = ""
+    """What the encoder was pre-trained on (:data:`PRETRAINING_AUDIO`): the leaderboard's DCASE
+    check reads it, since the pool is development audio outside the split."""
+
+
+PRETRAINING_AUDIO = {
+    "pool": "the unlabeled training-pool clips outside the split",
+    "split": "the split's own audio, without its labels",
+    "checkpoint": "whatever a local --teacher-checkpoint was trained on (external to this data set)",
+}
+
+
+def with_checkpoint_teacher(config: object) -> object:
+    """A recipe config as a run with a ``--teacher-checkpoint`` trains: the teacher's architecture
+    and pre-training are the checkpoint's, so the record must not show the harness's own (size,
+    pre-training settings) as if they had been used. Configs without a teacher pass unchanged."""
+    teacher = getattr(config, "teacher", None)
+    if not isinstance(teacher, TeacherConfig) or not dataclasses.is_dataclass(config):
+        return config
+    return dataclasses.replace(config, teacher=dataclasses.replace(teacher, size="checkpoint", pretrain=None))
 
 
 # -- teacher kinds ---------------------------------------------------------------------------------
@@ -172,11 +192,12 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
 
     if checkpoint is not None:
         source = f"checkpoint:{checkpoint_identity(checkpoint, '--teacher-checkpoint')}"
+        pretraining_audio = "checkpoint"
 
         def pretrained() -> TeacherEncoder:
             return load_teacher_checkpoint(config.kind, Path(checkpoint))
     else:
-        pool = _pretraining_rows(ctx, features)
+        pool, pretraining_audio = _pretraining_rows(ctx, features)
         pre_hash = config_hash(config.pretrain)
         if in_precision:
             pre_hash = hashlib.sha256(f"{pre_hash}{in_precision}".encode()).hexdigest()
@@ -187,7 +208,7 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
             ctx.log(f"teacher {config.name}: self-supervised pre-training on {len(pool)} unlabeled clips")
             encoder = _pretrain(config, features, pool, _workdir(ctx, pre_key), ctx.device, ctx.progress, precision)
             save_state(encoder, directory)
-            return {"clips": int(len(pool)), "pool": "unlabeled" if len(pool) != len(ctx.split.train) else "split audio without labels",
+            return {"clips": int(len(pool)), "pool": "unlabeled" if pretraining_audio == "pool" else "split audio without labels",
                     "precision": precision_tag(precision)}
 
         pre_dir, reused["pretrain"] = get_or_build(pre_key, build_pretrained, ctx.home)
@@ -227,12 +248,16 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
     outputs = load_outputs(fine_dir)
     info = dict(read_manifest(fine_dir).get("info") or {})
     return TeacherStage(outputs, fine_dir, reused, info, seconds, features.frontend,
-                        cnn_dim=int(outputs["cnn_features"].shape[-1]), name=name)
+                        cnn_dim=int(outputs["cnn_features"].shape[-1]), name=name, pretraining_audio=pretraining_audio)
 
 
-def _pretraining_rows(ctx: RecipeContext, features: CachedFeatures) -> np.ndarray:
-    clips = ctx.split.unlabeled if len(ctx.split.unlabeled) >= MIN_PRETRAIN_CLIPS else ctx.split.train
-    return np.sort(features.rows([c.filename for c in clips]))
+def _pretraining_rows(ctx: RecipeContext, features: CachedFeatures) -> tuple[np.ndarray, str]:
+    """The clips self-supervised pre-training reads, and which :data:`PRETRAINING_AUDIO` they are."""
+    if len(ctx.split.unlabeled) >= MIN_PRETRAIN_CLIPS:
+        clips, audio = ctx.split.unlabeled, "pool"
+    else:
+        clips, audio = ctx.split.train, "split"
+    return np.sort(features.rows([c.filename for c in clips])), audio
 
 
 def _workdir(ctx: RecipeContext, key: TeacherStageKey) -> Path:

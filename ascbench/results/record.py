@@ -115,3 +115,25 @@ class Record:
             notes=data.get("notes", {}),
             schema=data["schema"],
         )
+
+
+def audio_outside_split(record: Record) -> list[str]:
+    """How a run used development audio outside its split, which DCASE 2024 Task 1 forbids (a
+    system "must only be trained on the specified subset and the explicitly allowed external
+    resources"): a teacher the harness pre-trained on the split's unlabeled pool, and ``--pool-kd``.
+
+    A ``--teacher-checkpoint`` is an external resource, allowed once the submission lists its data.
+    Records made before ``teacher_pretraining_audio`` was noted had a pool-trained teacher whenever
+    they had a self-supervised teacher and a split below 100 % (pools of synth-tau22 small and up,
+    and of TAU22, are far above the 64 clips below which the split's own audio is used).
+    """
+    config = record.provenance.get("config") or {}
+    uses = []
+    pretraining = record.notes.get("teacher_pretraining_audio")
+    if pretraining is None and record.notes.get("teacher") and not config.get("teacher_checkpoint"):
+        pretraining = "pool" if record.key.fraction < 1.0 else "split"
+    if pretraining == "pool":
+        uses.append("teacher pre-training")
+    if float(config.get("pool_kd") or 0.0) > 0:
+        uses.append("pool KD")
+    return uses

@@ -29,6 +29,7 @@ from ascbench.features.cache import CachedFeatures, load_features
 from ascbench.paths import checkpoints_dir, resolve_home
 from ascbench.recipes.base import Recipe, RecipeContext, RecipeResult
 from ascbench.recipes.supervised import SupervisedRecipe
+from ascbench.recipes.teachers import with_checkpoint_teacher
 from ascbench.results.provenance import clock, collect
 from ascbench.results.record import Record, RunKey
 from ascbench.results.store import ResultsStore
@@ -79,6 +80,13 @@ def effective_config(recipe: Recipe, profile: str, ablate: frozenset[str]) -> ob
     return config_for(profile, ablate) if config_for is not None else recipe.config(profile)
 
 
+def recorded_config(recipe: Recipe, request: RunRequest) -> object:
+    """The config that goes on record: the effective one, with a local teacher in place of the
+    harness's self-supervised one when the run has a ``--teacher-checkpoint``."""
+    config = effective_config(recipe, request.profile, frozenset(request.ablate))
+    return with_checkpoint_teacher(config) if request.teacher_checkpoint else config
+
+
 def inert_ablations(recipe: Recipe, profile: str, ablate: frozenset[str]) -> list[str]:
     """The components of ``ablate`` that leave ``recipe``'s config at ``profile`` as it is.
 
@@ -122,7 +130,7 @@ def execute_run(
         seed=request.seed,
         profile=request.profile,
         recipe=recipe.name,
-        recipe_config=effective_config(recipe, request.profile, frozenset(request.ablate)),
+        recipe_config=recorded_config(recipe, request),
         ablate=tuple(sorted(request.ablate)),
         checkpoint=str(request.checkpoint) if request.checkpoint else None,
         teacher_checkpoint=str(request.teacher_checkpoint) if request.teacher_checkpoint else None,
