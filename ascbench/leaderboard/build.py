@@ -57,7 +57,6 @@ COLUMNS: tuple[str, ...] = (
 bootstrap of (this system - the top system), over the seeds both ran."""
 
 
-
 @dataclass(frozen=True, order=True)
 class GroupKey:
     """Records that may share one leaderboard: same data (name and content), split and profile."""
@@ -198,7 +197,7 @@ def _summarise(system: str, records: Sequence[Record]) -> dict[str, object]:
     # operators fvcore could not count make the MACs a lower bound: under the limit, that proves nothing
     complete = not any(r.complexity.uncounted_ops for r in records)
     row["macs_ok"] = False if row["macs"] > DCASE_MAX_MACS else (True if complete else None)
-    outside = sorted({use for r in records for use in audio_outside_split(r)}, reverse=True)
+    outside = list(dict.fromkeys(use for r in records for use in audio_outside_split(r)))
     row["split_audio_only"] = not outside
     row["audio_outside_split"] = ", ".join(outside) or None
     checks = (row["memory_ok"], row["macs_ok"], row["split_audio_only"])
