@@ -59,7 +59,7 @@ RECIPE = DistillRecipe(
     family="baseline",
     paper_label="BASE_III",
     recipe=RECIPE,
-    description="BEATs teacher (self-supervised) → MobileNetV2 student by logit KD",
+    description="BEATs teacher (pre-trained by ascbench, or --teacher-checkpoint) → MobileNetV2 student by logit KD",
     reference="Chen et al., BEATs, ICML 2023; seed paper table 1 (BASE_III)",
 )
 def beats_mobilenetv2(n_classes: int = 10) -> MobileNetV2Student:

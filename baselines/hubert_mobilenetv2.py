@@ -43,7 +43,7 @@ RECIPE = DistillRecipe(
     family="baseline",
     paper_label="H_M",
     recipe=RECIPE,
-    description="HuBERT teacher (self-supervised) → MobileNetV2 student: front-end alignment, hierarchical KD, FMS+ADIR, QAT",
+    description="HuBERT teacher (pre-trained by ascbench, or --teacher-checkpoint) → MobileNetV2 student: front-end alignment, hierarchical KD, FMS+ADIR, QAT",
     reference="seed paper (this benchmark's ../shared/seed-paper.txt), §3; Hsu et al., HuBERT, 2021",
 )
 def hubert_mobilenetv2(n_classes: int = 10) -> MobileNetV2Student:

@@ -185,7 +185,7 @@ def system_block(
     first = next(iter(records.values()))
     teachers = sorted({str(c) for r in records.values() if (c := (r.provenance.get("config") or {}).get("teacher_checkpoint"))})
     method = f"ascbench system: {first.system.get('description', '')}".strip()
-    if teachers:  # the plugin's description names the harness's own teacher
+    if teachers:  # the description names both kinds of teacher; say which this one was
         method += f"; its teacher was loaded from {', '.join(teachers)} (--teacher-checkpoint), not pre-trained by ascbench"
     comments: Comments = {
         ("system", "description", "input_sampling_rate"): "rate the frontend resamples the 44.1 kHz clips to",
