@@ -201,6 +201,17 @@ def test_device_cuda_without_cuda_is_refused(tmp_path: Path) -> None:
     assert ablation.exit_code == 2 and "--profile 'fast': unknown training profile" in _flat(ablation.output), ablation.output
 
 
+def test_repeated_seeds_fractions_and_models_run_once() -> None:
+    # each repeat would train into the same record, and the summary's board refused a second
+    # record of one seed with a traceback
+    from ascbench.cli.run import parse_fractions, parse_seeds
+
+    assert parse_seeds("1,0,1,0") == [1, 0]
+    assert parse_fractions("25,0.25,5%,0.05") == [0.25, 0.05]
+    registry = discover()
+    assert [s.name for s in registry.select("mobilenetv2, cp-mobile,mobilenetv2")] == ["mobilenetv2", "cp-mobile"]
+
+
 def test_percent_fractions_are_always_percent() -> None:
     assert [parse_fraction(v) for v in ("5%", "25%", "100%", "25", "0.25")] == [0.05, 0.25, 1.0, 0.25, 0.25]
     for bad in ("1%", "0.5%", "%"):

@@ -23,18 +23,19 @@ POOL_KD_HELP = (
 
 
 def parse_fractions(value: str) -> list[float]:
-    """``0.25``, ``25``, ``0.1,0.25`` or ``all`` (the five official splits)."""
+    """``0.25``, ``25``, ``0.1,0.25`` or ``all`` (the five official splits); a split given twice
+    (``25,0.25``) is one split."""
     if value.strip() == "all":
         return sorted(FRACTION_SPLITS)
     fractions = [parse_fraction(part.strip()) for part in value.split(",") if part.strip()]
     if not fractions:  # "" or "," would otherwise run nothing and exit 0
         raise ValueError(f"--fraction {value!r}: give at least one of 0.05, 0.1, 0.25, 0.5, 1.0 (or 'all')")
-    return fractions
+    return list(dict.fromkeys(fractions))
 
 
 def parse_seeds(value: str) -> list[int]:
     """Comma-separated non-negative integers (a negative seed is refused by numpy's generators
-    deep inside a run, after the data was already prepared)."""
+    deep inside a run, after the data was already prepared); a seed given twice is one run."""
     expected = f"--seeds {value!r}: expected comma-separated non-negative integers, e.g. 0,1,2"
     try:
         seeds = [int(part) for part in value.split(",") if part.strip()]
@@ -44,7 +45,7 @@ def parse_seeds(value: str) -> list[int]:
         raise ValueError("--seeds: give at least one seed")
     if any(seed < 0 for seed in seeds):
         raise ValueError(expected)
-    return seeds
+    return list(dict.fromkeys(seeds))
 
 
 def check_profile(profile: str) -> None:

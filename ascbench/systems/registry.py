@@ -79,10 +79,11 @@ class Registry:
             raise SystemLoadError(f"unknown system {name!r}{hint}; registered systems: {known}") from None
 
     def select(self, models: str) -> list[SystemSpec]:
-        """``all`` or a comma-separated list of names -> specs, in the order given."""
+        """``all`` or a comma-separated list of names -> specs, in the order given (a name given
+        twice is one system: it would otherwise run twice into the same record)."""
         if models.strip() == "all":
             return [self.systems[n] for n in self.names()]
-        names = [m.strip() for m in models.split(",") if m.strip()]
+        names = list(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))
         if not names:
             raise SystemLoadError("no system named: give --models all or a comma-separated list")
         return [self.get(n) for n in names]
