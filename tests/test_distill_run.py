@@ -113,6 +113,23 @@ def test_another_student_run_reuses_both_teacher_stages(home: Path, tiny_synth_r
     assert ablated["notes"]["teacher_reused"] == {"pretrain": True, "finetune": True}
     assert ablated["notes"]["teacher_stage"] == full["notes"]["teacher_stage"]
     assert ablated["notes"]["ablate"] == ["qat"] and full["notes"]["ablate"] == []
+    # smoke's stage 2 is one epoch, too short for the epoch-end hook: QAT must still be on, or
+    # ~no-qat would be the full system again
+    assert "qat" in full["notes"] and "qat" not in ablated["notes"]
+
+
+def test_without_any_teacher_term_no_teacher_is_built_and_the_run_keeps_to_its_split(tiny_synth_root: Path, tmp_path: Path) -> None:
+    """``--ablate front,hier,kd`` (the teacher control) reads nothing from a teacher: none is
+    pre-trained or fine-tuned, and the run has not learnt from the unlabeled pool."""
+    home = tmp_path / "home"
+    output = run_cli(home, tiny_synth_root, "--models", "hubert-mobilenetv2", "--ablate", "front,hier,kd")
+    assert "no teacher is prepared" in output
+    assert not list((home / "teachers").glob("*"))
+    record = records(home)["hubert-mobilenetv2~no-front+hier+kd"]
+    assert "teacher" not in record["notes"] and "qat" in record["notes"]
+    result = runner.invoke(app, ["leaderboard", "--home", str(home), "--format", "md"])
+    row = next(line for line in result.output.splitlines() if "no-front+hier+kd" in line)
+    assert "| pass |" in row, result.output
 
 
 def test_pool_kd_distils_on_the_unlabeled_pool_too_and_is_a_run_of_its_own(home: Path, tiny_synth_root: Path) -> None:

@@ -131,8 +131,9 @@ def test_a_teacher_pre_trained_on_the_unlabeled_pool_is_audio_outside_the_split(
     on the split's own audio (split100) does not."""
     record, _ = runs["hubert-mobilenetv2"][0]
 
-    def taught(system: str, fraction: float = 0.25, checkpoint: str | None = None, **notes: str) -> object:
-        config = {**record.provenance["config"], "teacher_checkpoint": checkpoint, "pool_kd": 0.0}
+    def taught(system: str, fraction: float = 0.25, checkpoint: str | None = None, terms: bool = True, **notes: str) -> object:
+        distill = {"front": terms, "hier": terms, "final_kd": terms, "fms": True}
+        config = {**record.provenance["config"], "teacher_checkpoint": checkpoint, "pool_kd": 0.0, "recipe_config": {"distill": distill}}
         return rekey(dataclasses.replace(record, notes={"teacher": "hubert-small", **notes},
                                          provenance={**record.provenance, "config": config}), system=system, fraction=fraction)  # fmt: skip
 
@@ -143,10 +144,12 @@ def test_a_teacher_pre_trained_on_the_unlabeled_pool_is_audio_outside_the_split(
         # records made before the note: a self-supervised teacher below split100 read the pool
         "older": taught("older"),
         "older-checkpoint": taught("older-checkpoint", checkpoint="/models/hubert"),
+        # --ablate front,hier,kd made before such runs skipped the teacher: it loaded one, read nothing
+        "older-no-signal": taught("older-no-signal", terms=False),
     }
     tables = {name: build_leaderboard([r]) for name, r in rows.items()}
     assert {name: bool(t.loc[name, "split_audio_only"]) for name, t in tables.items()} == {
-        "on-pool": False, "on-checkpoint": True, "on-split": True, "older": False, "older-checkpoint": True}
+        "on-pool": False, "on-checkpoint": True, "on-split": True, "older": False, "older-checkpoint": True, "older-no-signal": True}
     assert build_leaderboard([rekey(rows["older"], fraction=1.0)]).loc["older", "dcase_pass"]  # split100: the pool is the split
     pooled = dataclasses.replace(rows["on-pool"], provenance={**rows["on-pool"].provenance,
                                  "config": {**rows["on-pool"].provenance["config"], "pool_kd": 2.0}})  # fmt: skip
@@ -357,6 +360,15 @@ def test_export_writes_every_format_and_is_reproducible(home: Path, tmp_path: Pa
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert _cli("leaderboard", "--export", "--out", str(out), "--resamples", "200").exit_code == 0
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # same records, same bytes
+
+    # a filtered export would overwrite the whole boards' files with part of one
+    filtered = _cli("leaderboard", "--export", "--out", str(out), "--systems", "cp-mobile")
+    assert filtered.exit_code == 2 and "--export writes whole boards" in filtered.output, filtered.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    a_file = out / f"{stem}.md"
+    for args in (["--export", "--out", str(a_file)], ["--format", "md", "--out", str(out)]):
+        result = _cli("leaderboard", *args)
+        assert result.exit_code == 2 and "Traceback" not in result.output and f"--out {a_file if '--export' in args else out}" in result.output, result.output
 
 
 def test_export_keeps_apart_data_of_one_name_and_two_fingerprints(home: Path, runs, tmp_path: Path) -> None:

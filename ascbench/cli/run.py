@@ -261,7 +261,7 @@ def check_pool_kd(ratio: float, specs: list, fractions: list[float], ablations: 
     for spec in filter(teacher_kind, specs):
         for ablate in ablations:
             distill = system_recipe(spec).config_for(profile, ablate).distill
-            if not (distill.front or distill.hier or distill.final_kd):
+            if not distill.teacher_signal:
                 fail(f"--pool-kd {ratio:g}: {spec.name} without {', '.join(sorted(ablate))} keeps no teacher term, so the pool clips "
                      "would teach nothing (they have no labels); keep on one of front, hier, kd that its recipe uses")
 

@@ -87,6 +87,12 @@ class DistillConfig:
         if self.top_k < 1:
             raise ValueError(f"DistillConfig.top_k must be >= 1, got {self.top_k}")
 
+    @property
+    def teacher_signal(self) -> bool:
+        """Whether any term reads the teacher: without one the recipe needs no teacher at all (and
+        its run has learnt nothing from the audio the teacher was pre-trained on)."""
+        return self.front or self.hier or self.final_kd
+
     def ablated(self, names: Iterable[str]) -> DistillConfig:
         """This config with the named components switched off; names outside ABLATABLE are ignored."""
         return replace(self, **{_ABLATED_FIELD.get(name, name): False for name in names if name in ABLATABLE})

@@ -143,8 +143,12 @@ class DistillRecipe:
         teacher = config.teacher
         if ctx.extra.get("teacher_seed") is not None:  # the runner's choice (the run's seed unless pinned)
             teacher = dataclasses.replace(teacher, finetune_seed=int(ctx.extra["teacher_seed"]))
-        stage = prepare_teacher(ctx, teacher, ctx.extra.get("teacher_checkpoint"))
-        targets = TeacherTargets.from_stage(stage)
+        stage = targets = None
+        if distill.teacher_signal:
+            stage = prepare_teacher(ctx, teacher, ctx.extra.get("teacher_checkpoint"))
+            targets = TeacherTargets.from_stage(stage)
+        else:
+            ctx.log(f"{ctx.spec.name}: front, hier and kd are all off, so no teacher is prepared")
         data = training_data(ctx, train_config)
         pool_kd = float(ctx.extra.get("pool_kd") or 0.0)
         if pool_kd > 0:
@@ -154,17 +158,8 @@ class DistillRecipe:
         if (distill.front and front_tap is None) or (distill.hier and not stage_taps):
             raise ValueError(f"{ctx.spec.name}: front alignment / hierarchical KD need a student with front_tap and stage_taps()")
         shape = model_input_shape(ctx.spec)[1:]
-        timings = dict(stage.seconds)
-        notes: dict[str, object] = {
-            "teacher": stage.name,
-            "teacher_stage": stage.directory.name,
-            "teacher_seed": teacher.tuning_seed,
-            "teacher_reused": stage.reused,
-            "teacher_test_accuracy": stage.info.get("teacher_test_accuracy"),
-            "teacher_precision": stage.info.get("precision", "fp32"),  # stages built before it was recorded were fp32
-            "teacher_pretraining_audio": stage.pretraining_audio,
-            "ablate": sorted(ctx.ablate),
-        }
+        timings = dict(stage.seconds) if stage is not None else {}
+        notes: dict[str, object] = (_teacher_notes(stage, teacher) if stage is not None else {}) | {"ablate": sorted(ctx.ablate)}
         if data.pool is not None:
             notes["pool_kd"] = {"ratio": pool_kd, "pool_clips": len(data.pool.rows), "per_epoch": data.pool.per_epoch}
 
@@ -172,6 +167,7 @@ class DistillRecipe:
         if roll is not None:  # the loss rolls the inputs, and the teacher's frames with them
             train_config = dataclasses.replace(train_config, roll_s=0.0)
             notes["time_roll"] = f"inputs and the teacher's frames rolled together, up to ±{roll.max_shift} input frames"
+        stage_name = stage.directory.name if stage is not None else "none"
         stage1_config, stage2_config = split_stages(train_config, len(data), config.stage1_fraction if config.two_stage and distill.front else 0.0)
         front_module = None
         if stage1_config is not None:
@@ -185,7 +181,7 @@ class DistillRecipe:
             wrapper = StudentWithObjective(model, objective)
             started = time.perf_counter()
             result = train(wrapper, data, stage1_config, ctx.workdir / "stage1", ctx.seed, ctx.device, ctx.progress,
-                           loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, (), stage.directory.name, roll))  # fmt: skip
+                           loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, (), stage_name, roll))  # fmt: skip
             timings["stage1_align_s"] = time.perf_counter() - started
             notes["stage1"] = training_notes(result)
             front_module = objective.front
@@ -204,12 +200,14 @@ class DistillRecipe:
         )
         if front_module is not None:
             objective.front = front_module  # W_p keeps what stage 1 learned
+        if distill.qat_active(0, stage2_config.epochs):  # a stage too short for the epoch hook to reach
+            attach_fake_quant(model)
         wrapper = StudentWithObjective(model, objective)
         started = time.perf_counter()
         result = train(
             wrapper, data, stage2_config, ctx.workdir / "stage2", ctx.seed, ctx.device, ctx.progress,
             loss_fn=_loss_fn(targets, distill, stage2_config, len(data), front_tap if distill.front else None,
-                             stage_taps if distill.hier else (), stage.directory.name, roll),
+                             stage_taps if distill.hier else (), stage_name, roll),
             on_epoch_end=_qat_hook(distill, stage2_config.epochs) if distill.qat else None,
         )  # fmt: skip
         timings["stage2_kd_s"] = time.perf_counter() - started
@@ -219,6 +217,18 @@ class DistillRecipe:
             detach_fake_quant(student, bake=True)
             notes["qat"] = "int8-grid weights from quantization-aware training"
         return RecipeResult(model=student.eval(), stage_seconds=timings, notes=notes)
+
+
+def _teacher_notes(stage: TeacherStage, teacher: TeacherConfig) -> dict[str, object]:
+    return {
+        "teacher": stage.name,
+        "teacher_stage": stage.directory.name,
+        "teacher_seed": teacher.tuning_seed,
+        "teacher_reused": stage.reused,
+        "teacher_test_accuracy": stage.info.get("teacher_test_accuracy"),
+        "teacher_precision": stage.info.get("precision", "fp32"),  # stages built before it was recorded were fp32
+        "teacher_pretraining_audio": stage.pretraining_audio,
+    }
 
 
 def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float, distill: DistillConfig) -> TrainingData:
@@ -232,7 +242,7 @@ def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float, di
     run is recorded under its own name. (On synth-tau22 it adds nothing over the same number of
     steps on the split alone; see the README.)
     """
-    if not (distill.front or distill.hier or distill.final_kd):  # the recipe's own choices count, not only --ablate
+    if not distill.teacher_signal:  # the recipe's own choices count, not only --ablate
         raise ValueError("--pool-kd: every teacher term is switched off, so the unlabeled pool clips would teach nothing")
     clips = ctx.split.unlabeled
     if not clips:

@@ -123,15 +123,19 @@ def audio_outside_split(record: Record) -> list[str]:
     resources"): a teacher the harness pre-trained on the split's unlabeled pool, and ``--pool-kd``.
 
     A ``--teacher-checkpoint`` is an external resource, allowed once the submission lists its data.
-    Records made before ``teacher_pretraining_audio`` was noted had a pool-trained teacher whenever
-    they had a self-supervised teacher and a split below 100 % (pools of synth-tau22 small and up,
-    and of TAU22, are far above the 64 clips below which the split's own audio is used).
+    A run with every teacher term off learnt nothing from its teacher. Records made before
+    ``teacher_pretraining_audio`` was noted had a pool-trained teacher whenever they had a
+    self-supervised teacher and a split below 100 % (pools of synth-tau22 small and up, and of
+    TAU22, are far above the 64 clips below which the split's own audio is used).
     """
     config = record.provenance.get("config") or {}
     uses = []
     pretraining = record.notes.get("teacher_pretraining_audio")
     if pretraining is None and record.notes.get("teacher") and not config.get("teacher_checkpoint"):
         pretraining = "pool" if record.key.fraction < 1.0 else "split"
+    distill = (config.get("recipe_config") or {}).get("distill") or {}
+    if distill and not any(distill.get(term) for term in ("front", "hier", "final_kd")):
+        pretraining = None  # no term read the teacher (records made before such runs skipped it loaded one)
     if pretraining == "pool":
         uses.append("teacher pre-training")
     if float(config.get("pool_kd") or 0.0) > 0:
