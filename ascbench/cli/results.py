@@ -65,6 +65,13 @@ def leaderboard(
     from ascbench.leaderboard.html import html_page
     from ascbench.leaderboard.render import csv_text, markdown, rank_csv_text, rank_display, rich_table
 
+    if export and systems:
+        fail("--export writes whole boards under fixed names; --systems would overwrite them with part of one. "
+             "Write the filtered table to a file of its own: --format md|json|html|csv --out FILE")
+    if out is not None and export and out.exists() and not out.is_dir():
+        fail(f"--out {out}: with --export, --out is a directory (the files are named per data set, split and profile)")
+    if out is not None and not export and out.is_dir():
+        fail(f"--out {out} is a directory: name the file to write (or use --export to write every board into a directory)")
     rank_mode = fraction is not None and fraction.strip().lower() == "all"
     store, records = _records(home, data, None if rank_mode else fraction, profile, systems)
     if not records:
