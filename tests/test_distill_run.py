@@ -118,6 +118,20 @@ def test_another_student_run_reuses_both_teacher_stages(home: Path, tiny_synth_r
     assert "qat" in full["notes"] and "qat" not in ablated["notes"]
 
 
+def test_its_weights_evaluated_again_keep_the_audio_they_learnt_from(home: Path, tiny_synth_root: Path) -> None:
+    """``--checkpoint`` on H_M's own model.pt: the new record names the training run, and fails the
+    DCASE column as that run's record does (its teacher pre-trained on the pool)."""
+    trained = records(home)["hubert-mobilenetv2"]
+    run_cli(home, tiny_synth_root, "--models", "hubert-mobilenetv2", "--checkpoint", str(home / trained["artifacts"]["model"]))
+    loaded = next(r for name, r in records(home).items() if name.startswith("hubert-mobilenetv2@weights-model-"))
+    assert loaded["notes"]["trained_by"].endswith("/hubert-mobilenetv2/split25/smoke/seed0")
+    assert loaded["notes"]["weights_audio_outside_split"] == ["teacher pre-training"]
+    assert loaded["metrics"]["accuracy"] == trained["metrics"]["accuracy"]
+    result = runner.invoke(app, ["leaderboard", "--home", str(home), "--format", "md"])
+    row = next(line for line in result.output.splitlines() if "@weights-model-" in line)
+    assert "| FAIL: audio outside the split (teacher pre-training) |" in row, result.output
+
+
 def test_without_any_teacher_term_no_teacher_is_built_and_the_run_keeps_to_its_split(tiny_synth_root: Path, tmp_path: Path) -> None:
     """``--ablate front,hier,kd`` (the teacher control) reads nothing from a teacher: none is
     pre-trained or fine-tuned, and the run has not learnt from the unlabeled pool."""

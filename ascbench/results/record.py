@@ -123,7 +123,9 @@ def audio_outside_split(record: Record) -> list[str]:
     resources"): a teacher the harness pre-trained on the split's unlabeled pool, and ``--pool-kd``.
 
     A ``--teacher-checkpoint`` is an external resource, allowed once the submission lists its data.
-    A run with every teacher term off learnt nothing from its teacher. Records made before
+    A run with every teacher term off learnt nothing from its teacher; weights evaluated with
+    ``--checkpoint`` carry what their training run used (when this home holds its record).
+    Records made before
     ``teacher_pretraining_audio`` was noted had a pool-trained teacher whenever they had a
     self-supervised teacher and a split below 100 % (pools of synth-tau22 small and up, and of
     TAU22, are far above the 64 clips below which the split's own audio is used).
@@ -140,4 +142,6 @@ def audio_outside_split(record: Record) -> list[str]:
         uses.append("teacher pre-training")
     if float(config.get("pool_kd") or 0.0) > 0:
         uses.append("pool KD")
+    # weights evaluated with --checkpoint learnt from what their training run did
+    uses += [use for use in record.notes.get("weights_audio_outside_split") or [] if use not in uses]
     return uses

@@ -125,6 +125,17 @@ class ResultsStore:
             raise RecordNotFoundError(f"no record for {key.slug()} (expected {path})")
         return self._load(path)
 
+    def read_slug(self, slug: str) -> Record | None:
+        """The record of the run ``slug`` names (a model file's ``meta.run``); None when this store
+        holds no usable record of it, or the name points outside the store."""
+        path = (self.root / f"{slug}{RECORD_SUFFIX}").resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            return None
+        try:
+            return self._load(path)
+        except CorruptRecordError:
+            return None
+
     def iter_records(
         self,
         dataset: str | None = None,

@@ -31,10 +31,10 @@ from ascbench.recipes.base import Recipe, RecipeContext, RecipeResult
 from ascbench.recipes.supervised import SupervisedRecipe
 from ascbench.recipes.teachers import with_checkpoint_teacher
 from ascbench.results.provenance import clock, collect
-from ascbench.results.record import Record, RunKey
+from ascbench.results.record import Record, RunKey, audio_outside_split
 from ascbench.results.store import ResultsStore
 from ascbench.runner.request import RunOutcome, RunRequest
-from ascbench.systems.checkpoint import load_trained_model, save_trained_model
+from ascbench.systems.checkpoint import load_trained_model, read_checkpoint, save_trained_model
 from ascbench.systems.registry import Registry, discover, model_input_shape, validate_system
 from ascbench.systems.spec import SystemSpec
 from ascbench.training import predict, resolve_device
@@ -98,6 +98,22 @@ def inert_ablations(recipe: Recipe, profile: str, ablate: frozenset[str]) -> lis
     return sorted(name for name in ablate if effective_config(recipe, profile, frozenset({name})) == full)
 
 
+def trained_by(path: Path, store: ResultsStore) -> dict[str, object]:
+    """The training run of weights ``ascbench run`` wrote, when this home holds its record.
+
+    Why: weights evaluated with ``--checkpoint`` learnt from whatever audio their training run
+    did (a teacher pre-trained on the pool, ``--pool-kd``); the new record must not pass the
+    DCASE column that the training run's record fails."""
+    try:
+        slug = read_checkpoint(path)["meta"].get("run")
+    except (OSError, ValueError):  # a plugin's own file format: its origin is unknown here
+        return {}
+    source = store.read_slug(slug) if isinstance(slug, str) else None
+    if source is None:
+        return {}
+    return {"trained_by": slug, "weights_audio_outside_split": audio_outside_split(source)}
+
+
 def run_key(request: RunRequest, dataset: Dataset) -> RunKey:
     return RunKey(request.recorded_system, dataset.name, dataset.fingerprint, request.fraction, request.seed, request.profile)
 
@@ -154,7 +170,8 @@ def execute_run(
 
         if request.checkpoint is not None:
             model = load_trained_model(spec, request.checkpoint)
-            result = RecipeResult(model=model, notes={"loaded_checkpoint": str(request.checkpoint)})
+            notes = {"loaded_checkpoint": str(request.checkpoint), **trained_by(request.checkpoint, store)}
+            result = RecipeResult(model=model, notes=notes)
         else:
             ctx = RecipeContext(
                 spec=spec,
