@@ -176,6 +176,21 @@ def test_load_hubert_refuses_missing_or_misshapen_weights_instead_of_random_ones
         load_hubert(tmp_path / "shape")
 
 
+def test_load_hubert_refuses_a_truncated_weights_file_and_a_wav2vec2_folder_quietly(tmp_path, capfd):
+    save_hubert(tiny_model(), tmp_path / "cut")
+    weights = tmp_path / "cut" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50_000])
+    with pytest.raises(ValueError, match=r"cut: no loadable HuBERT weights \(SafetensorError"):
+        load_hubert(tmp_path / "cut")
+    from transformers import Wav2Vec2Config
+
+    Wav2Vec2Config(hidden_size=32, num_hidden_layers=2).save_pretrained(tmp_path / "w2v")
+    capfd.readouterr()
+    with pytest.raises(ValueError, match="describes a 'wav2vec2' model, expected 'hubert'"):
+        load_hubert(tmp_path / "w2v")
+    assert "You are using a model of type" not in "".join(capfd.readouterr())  # the refusal alone, no transformers warning
+
+
 def test_a_ctc_folder_loads_its_encoder_exactly(tmp_path):
     """A fine-tuned HuBERT is saved as HubertForCTC: prefixed keys and an lm_head beside the encoder."""
     model = tiny_model(seed=5).eval()

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import HubertConfig, HubertModel
 from transformers.utils import logging as hf_logging
 
@@ -91,10 +92,11 @@ def load_hubert(directory: Path | str) -> HubertModel:
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{directory} is not a HuBERT checkpoint directory: it has no config.json")
-    try:
-        config = HubertConfig.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{directory}/config.json: not a readable HF config ({error})") from error
+    with _quiet_transformers():  # a wav2vec2 config.json makes transformers warn before we refuse it
+        try:
+            config = HubertConfig.from_pretrained(directory, local_files_only=True)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{directory}/config.json: not a readable HF config ({error})") from error
     if config.model_type != "hubert":
         raise ValueError(f"{directory}/config.json describes a {config.model_type!r} model, expected 'hubert'")
     with _quiet_transformers():
@@ -102,8 +104,8 @@ def load_hubert(directory: Path | str) -> HubertModel:
             model, info = HubertModel.from_pretrained(
                 directory, config=config, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True
             )
-        except OSError as error:
-            raise ValueError(f"{directory}: no loadable HuBERT weights ({error})") from error
+        except (OSError, SafetensorError) as error:  # no weights file; a truncated or corrupt safetensors
+            raise ValueError(f"{directory}: no loadable HuBERT weights ({type(error).__name__}: {error})") from error
     problems = []
     missing = sorted(set(info["missing_keys"]) - OPTIONAL_WEIGHTS)
     if missing:
