@@ -186,6 +186,13 @@ def test_a_system_that_learnt_from_audio_outside_its_split_is_flagged(spec, tmp_
 def test_store_problems_are_explained(home, spec, tmp_path):
     with pytest.raises(ExportError, match="no records of system 'efficientnet-b0'"):
         export_dcase("efficientnet-b0", tmp_path, info(), home=home, progress=False)
+    # the hint keeps the data set and profile asked for: without them it would run the default set
+    with pytest.raises(ExportError, match=r"run `ascbench run --models cp-mobile --fraction all --data synth-tau22-tiny --profile dcase` first"):
+        export_dcase("cp-mobile", tmp_path, info(), home=home, data="synth-tau22-tiny", profile="dcase", progress=False)
+    from ascbench.cli.main import app
+
+    unknown = CliRunner().invoke(app, ["export", "dcase", "--system", "nosuch", "--out", str(tmp_path / "x"), "--home", str(home)])
+    assert unknown.exit_code == 2 and "unknown system 'nosuch'; registered systems:" in unknown.output, unknown.output
     with pytest.raises(ExportError, match="float32 weights; pass --eval-audio"):
         export_dcase("cp-mobile", tmp_path, info(), home=home, weights="float16", progress=False)
     with pytest.raises(SubmissionConfigError, match="no submission label"):

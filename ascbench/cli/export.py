@@ -140,6 +140,10 @@ def dcase(
     except SystemLoadError as error:
         if eval_audio is not None:
             fail(str(error))
+        from ascbench.results.store import ResultsStore
+
+        if next(ResultsStore(home).iter_records(system=system), None) is None:  # neither installed nor recorded
+            fail(str(error))
         spec = None  # the records alone describe a system that is no longer installed
     try:
         result = export_dcase(

@@ -84,6 +84,14 @@ def rerun_command(record: Record, fractions: str) -> str:
     return shlex.join([*kept, *models, "--fraction", fractions, "--seeds", str(record.key.seed)])
 
 
+def _run_data(name: str | None) -> str | None:
+    """What ``ascbench run --data`` takes for the records' data set name: synth-tau22 sets by name,
+    any other by its folder."""
+    if name is None:
+        return None
+    return name if name.startswith("synth-tau22") else "<its folder>"
+
+
 def select_records(
     store: ResultsStore,
     system: str,
@@ -100,9 +108,10 @@ def select_records(
     filters = "".join(f", {k} {v!r}" for k, v in (("data set", data), ("profile", profile)) if v is not None)
     if not records:
         how = "" if registered_system(system) == system else ", with the options that name the run (see `ascbench leaderboard`)"
+        where = "".join(f" {flag} {value}" for flag, value in (("--data", _run_data(data)), ("--profile", profile)) if value)
         raise ExportError(
             f"no records of system {system!r}{filters} in {store.root}; "
-            f"run `ascbench run --models {registered_system(system)} --fraction all`{how} first"
+            f"run `ascbench run --models {registered_system(system)} --fraction all{where}`{how} first"
         )
     for attribute, flag in (("dataset", "--data"), ("profile", "--profile")):
         values = sorted({getattr(r.key, attribute) for r in records})
