@@ -81,13 +81,16 @@ def test_teacher_checkpoint_mistakes_fail_before_training(home: Path, tiny_synth
     (tmp_path / "corrupt.pt").write_bytes(bytes(range(256)) * 8)
     torch.save({"model": torch.load(beats, weights_only=True)["model"]}, tmp_path / "no-cfg.pt")
     (tmp_path / "model.pt").write_bytes(b"trained weights")
+    (tmp_path / "notes.pt").write_text("hello\n")
     cases = [
+        (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "notes.pt")],
+         "notes.pt: not a loadable torch checkpoint (not a file torch.save wrote: neither its zip format nor a pickle)"),
         (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "corrupt.pt")],
          "corrupt.pt: not a loadable torch checkpoint (not a file of tensors and plain containers only"),
         (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "no-cfg.pt")], "expected an official BEATs checkpoint, a dict with 'cfg' and 'model'; found a dict with keys model"),
         (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(beats), "--checkpoint", str(tmp_path / "model.pt")], "no teacher changes: drop --teacher-checkpoint"),
-        (["--models", "hubert-mobilenetv2", "--teacher-checkpoint", str(beats)], "holds a beats teacher; hubert-mobilenetv2 need(s) a hubert one"),
-        (["--models", "all", "--teacher-checkpoint", str(beats)], "hubert-mobilenetv2 need(s) a hubert one"),
+        (["--models", "hubert-mobilenetv2", "--teacher-checkpoint", str(beats)], "holds a beats teacher, not the hubert teacher of hubert-mobilenetv2"),
+        (["--models", "all", "--teacher-checkpoint", str(beats)], "not the hubert teacher of hubert-mobilenetv2: run them without it"),
         (["--models", "cp-mobile", "--teacher-checkpoint", str(beats)], "none of the selected systems distils from a teacher"),
         (["--models", "hubert-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "not-a-model")], "without config.json"),
         (["--models", "beats-mobilenetv2", "--teacher-checkpoint", str(tmp_path / "missing.pt")], "no such file or directory"),

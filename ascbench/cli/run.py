@@ -220,12 +220,12 @@ def check_teacher_checkpoint(path: Path, specs: list) -> Path:
     other = [s.name for s in distilling if teacher_kind(s) != held]
     if other:
         needed = " or ".join(sorted({str(teacher_kind(s)) for s in distilling if s.name in other}))
-        fail(f"--teacher-checkpoint {path} holds a {held} teacher; {', '.join(other)} need(s) a {needed} one: "
+        fail(f"--teacher-checkpoint {path} holds a {held} teacher, not the {needed} teacher of {', '.join(other)}: "
              "run them without it, or in a separate command")
     plain = [s.name for s in specs if not teacher_kind(s)]
     if plain:
         console.print(f"--teacher-checkpoint applies to {', '.join(s.name for s in distilling)}; "
-                      f"{', '.join(plain)} train as usual")
+                      f"the others ({', '.join(plain)}) train as usual")
     try:
         load_teacher_checkpoint(held, path)
     except (OSError, ValueError) as error:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+import zipfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -423,12 +424,18 @@ def load_state_dict_strict(model: BEATs, state: dict[str, torch.Tensor], source:
     model.load_state_dict(state, strict=False)
 
 
-def _load_failure(error: Exception) -> str:
+def _load_failure(path: Path, error: Exception) -> str:
     """The reason inside torch's ``weights_only`` refusal, without its advice to load unsafely:
-    official BEATs checkpoints hold only tensors and plain containers, and load safely."""
+    official BEATs checkpoints hold only tensors and plain containers, and load safely. A file
+    torch.save never wrote (neither its zip format nor a pickle) is said to be one: torch's own
+    error for it is a bare ``KeyError`` of the first byte."""
     found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", str(error), flags=re.DOTALL)
     if found:
         return f"not a file of tensors and plain containers only: {found.group(1).strip().splitlines()[0]}"
+    with open(path, "rb") as file:
+        head = file.read(1)
+    if not zipfile.is_zipfile(path) and head != b"\x80":  # pickle protocol 2+ starts with PROTO
+        return "not a file torch.save wrote: neither its zip format nor a pickle"
     return f"{type(error).__name__}: {error}"
 
 
@@ -446,7 +453,7 @@ def load_beats_checkpoint(path: Path | str, map_location: str | torch.device = "
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickle / zip errors have many types
-        raise ValueError(f"{path}: not a loadable torch checkpoint ({_load_failure(error)})") from error
+        raise ValueError(f"{path}: not a loadable torch checkpoint ({_load_failure(path, error)})") from error
     if not isinstance(checkpoint, dict) or "cfg" not in checkpoint or "model" not in checkpoint:
         found = f"a dict with keys {brief(sorted(map(str, checkpoint)))}" if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise ValueError(f"{path}: expected an official BEATs checkpoint, a dict with 'cfg' and 'model'; found {found}")
