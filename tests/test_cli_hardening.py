@@ -201,6 +201,18 @@ def test_device_cuda_without_cuda_is_refused(tmp_path: Path) -> None:
     assert ablation.exit_code == 2 and "--profile 'fast': unknown training profile" in _flat(ablation.output), ablation.output
 
 
+def test_ctrl_c_while_the_data_set_is_generated_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ascbench.data import resolve
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(resolve, "resolve_data", interrupted)
+    for command in (["run", "--models", "cp-mobile"], ["ablation", "hubert-mobilenetv2"]):
+        result = runner.invoke(app, [*command, "--profile", "smoke", "--home", str(tmp_path)])
+        assert result.exit_code == 130 and "interrupted: the data set was not written" in _flat(result.output), result.output
+
+
 def test_repeated_seeds_fractions_and_models_run_once() -> None:
     # each repeat would train into the same record, and the summary's board refused a second
     # record of one seed with a traceback

@@ -159,11 +159,13 @@ def test_tau_confusions_are_reproduced(tiny_probe: ProbeReport) -> None:
 def test_ensure_synth_generates_once_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASCBENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(SynthConfig, "preset", classmethod(lambda cls, size="small", seed=0, workers=2: micro(seed)))
-    root = ensure_synth("small", seed=0, progress=False)
+    said: list[str] = []
+    root = ensure_synth("small", seed=0, progress=False, log=said.append)
     assert root == default_synth_dir("small", 0) == tmp_path / "home" / "datasets" / "synth-tau22-small-seed0"
+    assert said == [f"generating synth-tau22-small (seed 0) in {root}: first use, once per home"]  # the bar alone vanishes
     calls = []
     monkeypatch.setattr(synth_generate, "generate", lambda *a, **k: calls.append(a))
-    assert ensure_synth("small", seed=0, progress=False) == root and calls == []
+    assert ensure_synth("small", seed=0, progress=False, log=said.append) == root and calls == [] and len(said) == 1
     info = json.loads((root / SYNTH_INFO_FILE).read_text())
     (root / SYNTH_INFO_FILE).write_text(json.dumps({**info, "version": "0"}))  # an older generator's set
     ensure_synth("small", seed=0, progress=False)

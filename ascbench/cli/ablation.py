@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems
+from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems, resolve_data_root
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
 from ascbench.cli.run import (
     POOL_KD_HELP, check_ablations, check_device, check_pool_kd, check_profile, check_recipe_profiles, check_teacher_checkpoint,
@@ -50,7 +50,6 @@ def ablation(
     A component SYSTEM's recipe does not use is refused before anything runs: its row would be
     the full system again.
     """
-    from ascbench.data.resolve import resolve_data
     from ascbench.results.store import ResultsStore
     from ascbench.runner.grid import build_requests, run_grid
     from ascbench.runner.request import SOURCE_SEPARATOR
@@ -78,10 +77,7 @@ def ablation(
     if pool_kd:
         check_pool_kd(pool_kd, [spec], fractions, ablation_sets(names, all_off), profile)
     check_ablations(names, [spec], profile, option="--components", remedy="")
-    try:
-        data_root = resolve_data(data, home, progress=not no_progress)
-    except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    data_root = resolve_data_root(data, home, progress=not no_progress)
     command = tuple(["ascbench", *sys.argv[1:]])
     requests = [
         request

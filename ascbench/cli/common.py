@@ -40,6 +40,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def resolve_data_root(data: str | None, home: Path | None, progress: bool) -> Path:
+    """``--data`` as a directory, the embedded set generated on first use; a bad value is an
+    error line, and Ctrl-C while generating leaves nothing half-written (the set is published
+    whole or not at all) and says so."""
+    from ascbench.data.resolve import resolve_data
+
+    try:
+        return resolve_data(data, home, progress=progress, log=lambda message: console.print(escape(message), highlight=False))
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted:[/] the data set was not written; the same command generates it again.")
+        raise typer.Exit(130) from None
+
+
 def report_plugin_problems(problems: Iterable[object]) -> None:
     """One line per plugin that did not load (file and cause), never re-wrapped: greppable, and a
     long path is not broken in two."""

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ascbench.ablation import ABLATABLE
-from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems
+from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems, resolve_data_root
 from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
 
 EXECUTORS = ("local", "ray")
@@ -123,7 +123,6 @@ def run(
     A run whose complete record exists is skipped (rerunning the same command takes seconds);
     an interrupted run resumes from its last epoch checkpoint.
     """
-    from ascbench.data.resolve import resolve_data
     from ascbench.runner.grid import build_requests, run_grid
     from ascbench.systems.registry import SystemLoadError, discover
 
@@ -154,10 +153,7 @@ def run(
     if pool_kd:
         check_pool_kd(pool_kd, specs, fractions, [ablations], profile)
     check_ablations(ablations, specs, profile)
-    try:
-        data_root = resolve_data(data, home, progress=not no_progress)
-    except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    data_root = resolve_data_root(data, home, progress=not no_progress)
 
     requests = build_requests(
         specs,

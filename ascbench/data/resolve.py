@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 SYNTH_NAME = "synth-tau22"
 DEFAULT_SYNTH_SIZE = "small"
 
 
-def resolve_data(data: str | Path | None, home: Path | str | None = None, progress: bool = True) -> Path:
-    """``None``/``synth-tau22`` → the small synthetic set (generated on first use);
-    ``synth-tau22-<size>`` → that size; anything else must be a TAU22-layout directory."""
+def resolve_data(
+    data: str | Path | None, home: Path | str | None = None, progress: bool = True, log: Callable[[str], None] | None = None
+) -> Path:
+    """``None``/``synth-tau22`` → the small synthetic set (generated on first use, said through
+    ``log``); ``synth-tau22-<size>`` → that size; anything else must be a TAU22-layout directory."""
     from ascbench.data.synth import ensure_synth  # generating is the exception, not the rule
 
     name = SYNTH_NAME if data is None else str(data)
     if name == SYNTH_NAME:
-        return ensure_synth(size=DEFAULT_SYNTH_SIZE, seed=0, home=home, progress=progress)
+        return ensure_synth(size=DEFAULT_SYNTH_SIZE, seed=0, home=home, progress=progress, log=log)
     if name.startswith(SYNTH_NAME + "-") and not Path(name).exists():
         size = name[len(SYNTH_NAME) + 1 :]
-        return ensure_synth(size=size, seed=0, home=home, progress=progress)
+        return ensure_synth(size=size, seed=0, home=home, progress=progress, log=log)
     path = Path(name).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(

@@ -15,6 +15,7 @@ import os
 import shutil
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -61,12 +62,17 @@ def is_complete(root: Path, config: SynthConfig) -> bool:
     return info == config.info() and (Path(root) / META_FILE).is_file()
 
 
-def ensure_synth(size: str = "small", seed: int = 0, home: Path | str | None = None, progress: bool = True) -> Path:
-    """The synthetic data set ``size``/``seed`` under ``home``, generated first if missing or outdated."""
+def ensure_synth(
+    size: str = "small", seed: int = 0, home: Path | str | None = None, progress: bool = True, log: Callable[[str], None] | None = None
+) -> Path:
+    """The synthetic data set ``size``/``seed`` under ``home``, generated first if missing or
+    outdated (said through ``log``: the progress bar alone vanishes when it ends)."""
     config = SynthConfig.preset(size, seed)
     root = default_synth_dir(size, seed, home)
     if is_complete(root, config):
         return root
+    if log is not None:
+        log(f"generating synth-tau22-{size} (seed {seed}) in {root}: first use, once per home")
     return generate(config, root, progress=progress)
 
 
