@@ -44,6 +44,8 @@ def check_first_distilled_record(home: Path, record: dict, teacher: str) -> None
     assert 0.0 <= notes["teacher_test_accuracy"] <= 1.0
     manifest = json.loads((home / "teachers" / notes["teacher_stage"] / "manifest.json").read_text())
     assert manifest["complete"] and manifest["info"]["source"].startswith(f"{teacher}-pretrain-")
+    work = home / "teachers" / "work" / manifest["info"]["source"]
+    assert not work.exists()  # the finished pre-training's resume checkpoints are not kept beside the stage
     # the deployable student only: training-time heads and projections are not counted
     assert complexity["params"] == STUDENT_PARAMS and complexity["macs"] <= 30_000_000
     assert (home / record["artifacts"]["int8"]).stat().st_size == complexity["int8_artifact_bytes"]

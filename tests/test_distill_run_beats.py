@@ -39,7 +39,8 @@ def test_each_seed_draws_its_own_teacher_unless_one_is_pinned(home: Path, tiny_s
     """Seed 1 fine-tunes its own teacher from the one pre-training, so a mean over seeds covers the
     teacher's draw; ``--teacher-seed 0`` gives seed 1's student seed 0's teacher, recorded apart."""
     seed0 = records(home)["beats-mobilenetv2"]
-    run_cli(home, tiny_synth_root, "--models", "beats-mobilenetv2", "--seeds", "1")
+    output = run_cli(home, tiny_synth_root, "--models", "beats-mobilenetv2", "--seeds", "1")
+    assert output.index("reusing the cached pretrain stage") < output.index("fine-tuning on")  # in the order they happen
     (drawn,) = [r for r in ResultsStore(home).iter_records() if r.key.system == "beats-mobilenetv2" and r.key.seed == 1]
     notes = drawn.to_json_dict()["notes"]
     assert notes["teacher_seed"] == 1 and notes["teacher_reused"] == {"pretrain": True, "finetune": False}

@@ -96,7 +96,9 @@ def ablation(
     print_summary(outcomes, console, ResultsStore(home))
     _, separator, source = requests[0].recorded_system.partition(SOURCE_SEPARATOR)  # the rows' @teacher-.../@pool-kd... part
     rows = f"{spec.name}*{separator}{source}"
-    console.print(f"regenerate as markdown: ascbench leaderboard --systems '{rows}' --profile {profile} --format md", highlight=False)
+    seeds = ",".join(map(str, seed_list))  # other seeds' records of the same rows would join the table
+    console.print(f"regenerate as markdown: ascbench leaderboard --systems '{rows}' --profile {profile} --seeds {seeds} --format md",
+                  highlight=False)  # fmt: skip
     if any(o.error for o in outcomes):
         raise typer.Exit(1)
 

@@ -23,7 +23,8 @@ class Format(str, enum.Enum):
     html = "html"
 
 
-def _records(home: Path | None, data: str | None, fraction: str | None, profile: str | None, systems: str | None = None):
+def _records(home: Path | None, data: str | None, fraction: str | None, profile: str | None, systems: str | None = None,
+             seeds: list[int] | None = None):  # fmt: skip
     """The store and the usable records matching the filters; unusable record files are reported."""
     from fnmatch import fnmatchcase
 
@@ -39,6 +40,8 @@ def _records(home: Path | None, data: str | None, fraction: str | None, profile:
     if systems:
         patterns = [p.strip() for p in systems.split(",") if p.strip()]
         records = [r for r in records if any(fnmatchcase(r.key.system, p) for p in patterns)]
+    if seeds:
+        records = [r for r in records if r.key.seed in seeds]
     return store, records
 
 
@@ -50,6 +53,7 @@ def leaderboard(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of the terminal; with --export, the directory (default: leaderboards/).")] = None,
     export: Annotated[bool, typer.Option("--export", help="Regenerate the committed leaderboard files (md, json, html, csv per data set, fraction and profile) in --out.")] = False,
     systems: Annotated[Optional[str], typer.Option("--systems", help="Only these systems: comma-separated names or shell patterns; 'hubert-mobilenetv2*' is the system with its ablations (the ablation table).")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Only these run seeds (comma-separated), e.g. the seeds one `ascbench ablation` ran.")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples for the paired comparison with the best system.")] = 1000,
     home: HomeOption = None,
 ) -> None:
@@ -65,17 +69,24 @@ def leaderboard(
     from ascbench.leaderboard.html import html_page
     from ascbench.leaderboard.render import csv_text, markdown, rank_csv_text, rank_display, rich_table
 
-    if export and systems:
-        fail("--export writes whole boards under fixed names; --systems would overwrite them with part of one. "
+    if export and (systems or seeds):
+        fail("--export writes whole boards under fixed names; --systems or --seeds would overwrite them with part of one. "
              "Write the filtered table to a file of its own: --format md|json|html|csv --out FILE")
+    from ascbench.cli.run import parse_seeds
+
+    try:
+        seed_list = parse_seeds(seeds) if seeds is not None else None
+    except ValueError as error:
+        fail(str(error))
     if out is not None and export and out.exists() and not out.is_dir():
         fail(f"--out {out}: with --export, --out is a directory (the files are named per data set, split and profile)")
     if out is not None and not export and out.is_dir():
         fail(f"--out {out} is a directory: name the file to write (or use --export to write every board into a directory)")
     rank_mode = fraction is not None and fraction.strip().lower() == "all"
-    store, records = _records(home, data, None if rank_mode else fraction, profile, systems)
+    store, records = _records(home, data, None if rank_mode else fraction, profile, systems, seed_list)
     if not records:
-        wanted = ", ".join(f"{k}={v}" for k, v in (("data", data), ("fraction", fraction), ("profile", profile), ("systems", systems)) if v)
+        wanted = ", ".join(f"{k}={v}" for k, v in (("data", data), ("fraction", fraction), ("profile", profile), ("systems", systems),
+                                                    ("seeds", seeds)) if v)  # fmt: skip
         fail(f"no run records{' with ' + wanted if wanted else ''} in {store.root}; run `ascbench run` first", code=1)
 
     if export:
@@ -86,7 +97,8 @@ def leaderboard(
             console.print(f"wrote {escape(str(path))}", highlight=False)
         return
 
-    filters = (("data", data), ("fraction", fraction), ("profile", profile), ("systems", f"'{systems}'" if systems else None))
+    filters = (("data", data), ("fraction", fraction), ("profile", profile), ("systems", f"'{systems}'" if systems else None),
+               ("seeds", ",".join(map(str, seed_list)) if seed_list else None))  # fmt: skip
     command = " ".join(["ascbench leaderboard", *(f"--{k} {v}" for k, v in filters if v), f"--format {fmt.value}"])
     if rank_mode:
         groups: dict = {}

@@ -55,8 +55,11 @@ def dcase_verdict(row: pd.Series) -> str:
     return "unknown: " + ", ".join(unknown) + " (uncounted operators)" if unknown else "pass"
 
 
-def delta_text(row: pd.Series, is_best: bool) -> str:
-    """'−3.2 pts (p=0.001) yes' for a significant gap to the top system, '… no' otherwise."""
+def delta_text(row: pd.Series, is_best: bool, best_seeds: int | None = None) -> str:
+    """'−3.2 pts (p=0.001) yes' for a significant gap to the top system, '… no' otherwise.
+
+    A gap paired over fewer seeds than either row averages says which seeds it covers: it is
+    then not the difference of the two accuracies shown."""
     if is_best:
         return "best" if not _missing(row["delta_vs_best"]) else DASH
     if _missing(row["delta_vs_best"]):
@@ -64,7 +67,11 @@ def delta_text(row: pd.Series, is_best: bool) -> str:
     verdict = "yes" if row["delta_significant"] else "no"
     p = row["delta_p_value"]
     p_text = "p<0.001" if p < 0.001 else f"p={p:.3f}"
-    return f"{row['delta_vs_best'] * 100:+.1f} pts ({p_text}) {verdict}".replace("-", "−", 1)
+    text = f"{row['delta_vs_best'] * 100:+.1f} pts ({p_text}) {verdict}".replace("-", "−", 1)
+    paired = str(row.get("delta_seeds") or "").split(",")
+    if paired != [""] and len(paired) < max(int(row["seeds"]), best_seeds or 0):
+        text += f", seed{'s' if len(paired) > 1 else ''} {','.join(paired)} only"
+    return text
 
 
 def display_frame(board: Leaderboard) -> pd.DataFrame:
@@ -88,7 +95,7 @@ def display_frame(board: Leaderboard) -> pd.DataFrame:
             "Int8 file (kB)": number(r["int8_artifact_kb"], ".1f"),
             "DCASE limits": dcase_verdict(r),
             "Seeds": str(r["seeds"]),
-            "Δ vs best, significant?": delta_text(r, rank == 1),
+            "Δ vs best, significant?": delta_text(r, rank == 1, int(board.table["seeds"].iloc[0])),
         })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -134,7 +141,9 @@ def rich_table(board: Leaderboard, width: int | None = None) -> Table:
     Given the terminal ``width``, less important columns are left out rather than every cell
     wrapped into an unreadable column of fragments (files always hold every column).
     """
-    frame = fit_columns(display_frame(board), width)
+    frame = display_frame(board)
+    frame["DCASE limits"] = frame["DCASE limits"].str.replace("audio outside the split (", "outside split (", regex=False)
+    frame = fit_columns(frame, width)
     table = Table(title=board.title, caption=DCASE_NOTE, caption_justify="left", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
     left = {"System", "Paper label", "Δ vs best, significant?", "DCASE limits"}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +214,9 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
 
         pre_dir, reused["pretrain"] = get_or_build(pre_key, build_pretrained, ctx.home)
         seconds["teacher_pretrain_s"] = time.perf_counter() - started
+        shutil.rmtree(_workdir(ctx, pre_key), ignore_errors=True)  # its resume checkpoints: the stage is published
+        if reused["pretrain"]:  # said now: the fine-tuning's own line follows
+            ctx.log(f"teacher {config.name}: reusing the cached pretrain stage")
         source = pre_dir.name
 
         def pretrained() -> TeacherEncoder:
@@ -242,9 +246,8 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
 
     fine_dir, reused["finetune"] = get_or_build(fine_key, build_finetuned, ctx.home)
     seconds["teacher_finetune_s"] = time.perf_counter() - started
-    for stage, was_reused in reused.items():
-        if was_reused:
-            ctx.log(f"teacher {name}: reusing the cached {stage} stage")
+    if reused["finetune"]:
+        ctx.log(f"teacher {name}: reusing the cached finetune stage")
     outputs = load_outputs(fine_dir)
     info = dict(read_manifest(fine_dir).get("info") or {})
     return TeacherStage(outputs, fine_dir, reused, info, seconds, features.frontend,

@@ -542,13 +542,14 @@ def predict(
 
 
 class _Bar:
-    """Rich progress: an epochs bar and a steps bar with the running loss and clips/s."""
+    """Rich progress: an epochs bar and a steps bar with the running loss and clips/s (blank until
+    a step has run: a resumed run's bars would otherwise read "loss nan")."""
 
     def __init__(self, progress: Progress | None, n_epochs: int, done: int) -> None:
         self.progress = progress
         if progress is not None:
-            self.epochs = progress.add_task("epochs", total=n_epochs, completed=done, loss=float("nan"), speed=0.0)
-            self.steps = progress.add_task("steps", total=1, loss=float("nan"), speed=0.0)
+            self.epochs = progress.add_task("epochs", total=n_epochs, completed=done, status="")
+            self.steps = progress.add_task("steps", total=1, status="")
 
     def start_epoch(self, epoch: int, n_epochs: int, n_steps: int) -> None:
         if self.progress is not None:
@@ -556,8 +557,9 @@ class _Bar:
 
     def advance(self, completed: int, loss: float, speed: float) -> None:
         if self.progress is not None:
-            self.progress.update(self.steps, completed=completed, loss=loss, speed=speed)
-            self.progress.update(self.epochs, loss=loss, speed=speed)
+            status = f"loss {loss:.3f} {speed:.0f} clips/s"
+            self.progress.update(self.steps, completed=completed, status=status)
+            self.progress.update(self.epochs, status=status)
 
     def end_epoch(self) -> None:
         if self.progress is not None:
@@ -573,8 +575,7 @@ def _progress(enabled: bool, n_epochs: int, done: int) -> Iterator[_Bar]:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TextColumn("{task.fields[speed]:.0f} clips/s"),
+        TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
