@@ -131,6 +131,11 @@ def test_cli_writes_the_dcase_output_format(model_file, audio_dir, tmp_path, mon
         assert row[1] == SCENES[int(scores.argmax())]
         assert abs(scores.sum() - 1.0) < 1e-5
 
+    # a recorded name (an ablation row, a run on a local teacher) loads its system's architecture
+    recorded = tmp_path / "recorded.csv"
+    named = CliRunner().invoke(app, [*args[:2], "cp-mobile~no-fms@teacher-x", *args[3:8], str(recorded), *args[9:]])
+    assert named.exit_code == 0 and recorded.read_bytes() == out.read_bytes(), named.output
+
     (audio_dir.parent / "broken").mkdir()
     (audio_dir.parent / "broken" / "3.wav").write_text("not audio")
     bad = CliRunner().invoke(app, [*args[:5], "--audio", str(audio_dir.parent / "broken"), "--out", str(tmp_path / "x.csv"), "--no-progress"])

@@ -15,7 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-SystemOption = Annotated[str, typer.Option("--system", "-s", help="Registered system name (see `ascbench systems`).")]
+SystemOption = Annotated[str, typer.Option("--system", "-s", help="Registered system name (see `ascbench systems`), or a recorded one as `ascbench leaderboard` shows it (hubert-mobilenetv2~no-qat, ...@teacher-...).")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu or cuda.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Clips per forward pass.")]
 SubmissionsOption = Annotated[
@@ -36,10 +36,13 @@ def _device(name: str) -> str:
 
 
 def _spec(system: str, submissions: Path | None):
+    """The registered system of ``system``, a registry name or a recorded one (an ablation row, a
+    run on a local teacher): its weights load into the same architecture."""
+    from ascbench.runner.request import registered_system
     from ascbench.systems.registry import SystemLoadError, discover
 
     try:
-        return discover(submissions).get(system)
+        return discover(submissions).get(registered_system(system))
     except SystemLoadError as error:
         fail(str(error))
 
