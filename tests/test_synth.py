@@ -196,6 +196,45 @@ def test_interrupted_generation_leaves_nothing_behind(tmp_path: Path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_to_the_process_group_stops_the_worker_pool_and_leaves_nothing(tmp_path: Path) -> None:
+    """The terminal sends Ctrl-C to every process of the group, spawned workers included: the
+    generation must end promptly (it once hung on a worker killed mid-task) with no partial folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("from ascbench.data.synth import SynthConfig, generate; "
+              f"generate(SynthConfig.preset('small', 0, workers=2), {str(tmp_path / 'set')!r}, progress=False)")  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".set.partial-*/audio/*.wav")):  # workers are writing clips
+        assert child.poll() is None and time.monotonic() < deadline, child.stderr.read().decode()
+        time.sleep(0.2)
+    os.killpg(child.pid, signal.SIGINT)
+    try:
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode != 0 and b"KeyboardInterrupt" in child.stderr.read()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generation_workers_ignore_ctrl_c_and_the_parent_keeps_it() -> None:
+    import signal
+
+    from ascbench.data.synth.generate import _executor, _workers_ignore_sigint
+
+    before = signal.getsignal(signal.SIGINT)
+    with _executor(2) as pool:
+        with _workers_ignore_sigint():
+            future = pool.submit(signal.getsignal, signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is before  # restored at once in the parent
+        assert future.result(timeout=60) == signal.SIG_IGN  # the spawned worker was started with it ignored
+
+
 def test_generate_refuses_to_replace_a_directory_it_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")

@@ -82,7 +82,7 @@ def predict(
         write_output(out, result.names, result.probabilities)
     except OSError as error:  # a directory, a missing parent, no permission: say where, not a traceback
         fail(f"--out {out}: cannot write the output file ({error.strerror or error})")
-    console.print(f"wrote {len(result.names)} predictions of {spec.name} to {out}")
+    console.print(f"wrote {len(result.names)} predictions of {system} to {out}")
 
 
 def dcase(

@@ -148,7 +148,7 @@ class DistillRecipe:
             stage = prepare_teacher(ctx, teacher, ctx.extra.get("teacher_checkpoint"))
             targets = TeacherTargets.from_stage(stage)
         else:
-            ctx.log(f"{ctx.spec.name}: front, hier and kd are all off, so no teacher is prepared")
+            ctx.log(f"{ctx.spec.name}: no teacher term (front, hier, kd) is on, so no teacher is prepared")
         data = training_data(ctx, train_config)
         pool_kd = float(ctx.extra.get("pool_kd") or 0.0)
         if pool_kd > 0:

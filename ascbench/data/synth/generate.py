@@ -13,7 +13,11 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -151,13 +155,13 @@ def _write_audio(root: Path, config: SynthConfig, plan: Plan, progress: bool) ->
     total = sum(len(r.clips()) for r in recordings)
     with _progress(progress) as bar, _executor(config.workers) as pool:
         task = bar.add_task(f"synth-tau22-{config.size}: writing clips", total=total)
-        futures = [pool.submit(_render_many, config, chunk, str(root)) for chunk in tasks]
+        with _workers_ignore_sigint():  # the pool starts its processes on these submits
+            futures = [pool.submit(_render_many, config, chunk, str(root)) for chunk in tasks]
         try:
             for future in futures:
                 bar.advance(task, future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()
+        except BaseException:  # Ctrl-C: what has not started never will; the running tasks end in
+            pool.shutdown(wait=True, cancel_futures=True)  # seconds, before the partial folder is removed
             raise
 
 
@@ -177,6 +181,25 @@ def _executor(workers: int) -> Executor:
         return _InProcess()
     # spawn: a forked child of a process with torch/OpenMP threads running can deadlock.
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+@contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Processes started inside ignore Ctrl-C from their first instruction (an ignored signal
+    stays ignored across exec, and Python then installs no KeyboardInterrupt handler).
+
+    Why: the terminal sends Ctrl-C to the whole process group. A worker interrupted while it
+    started or rendered could leave the pool waiting for it forever; now only the parent is
+    interrupted, cancels the queued tasks and waits the seconds the running ones take. Outside
+    the main thread signals cannot be set, and nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _progress(enabled: bool) -> Progress:
