@@ -13,3 +13,9 @@ the student with H_M's augmentations and QAT alone."""
 
 PAPER_COMPONENTS = ("fms", "adir", "front", "hier", "qat")
 """The components of the seed paper's ablation, ``ascbench ablation``'s default."""
+
+
+TEACHER_TERMS = ("front", "hier", "final_kd")
+"""The ``DistillConfig`` switches of the terms that read the teacher's outputs (``kd`` ablates
+``final_kd``): with all three off a distilled system learns nothing from its teacher. Here, not in
+:mod:`ascbench.distill`, so that reading a record does not import torch."""

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ascbench.ablation import ABLATABLE
+from ascbench.ablation import ABLATABLE, TEACHER_TERMS
 from ascbench.distill.features import frame_sequence
 from ascbench.distill.routing import Routing
 
@@ -91,7 +91,7 @@ class DistillConfig:
     def teacher_signal(self) -> bool:
         """Whether any term reads the teacher: without one the recipe needs no teacher at all (and
         its run has learnt nothing from the audio the teacher was pre-trained on)."""
-        return self.front or self.hier or self.final_kd
+        return any(getattr(self, term) for term in TEACHER_TERMS)
 
     def ablated(self, names: Iterable[str]) -> DistillConfig:
         """This config with the named components switched off; names outside ABLATABLE are ignored."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ascbench.ablation import TEACHER_TERMS
+
 SCHEMA = "ascbench.record/1"
 
 
@@ -125,10 +127,9 @@ def audio_outside_split(record: Record) -> list[str]:
     A ``--teacher-checkpoint`` is an external resource, allowed once the submission lists its data.
     A run with every teacher term off learnt nothing from its teacher; weights evaluated with
     ``--checkpoint`` carry what their training run used (when this home holds its record).
-    Records made before
-    ``teacher_pretraining_audio`` was noted had a pool-trained teacher whenever they had a
-    self-supervised teacher and a split below 100 % (pools of synth-tau22 small and up, and of
-    TAU22, are far above the 64 clips below which the split's own audio is used).
+    Records made before ``teacher_pretraining_audio`` was noted had a pool-trained teacher
+    whenever they had a self-supervised teacher and a split below 100 % (pools of synth-tau22
+    small and up, and of TAU22, are far above the 64 clips below which the split's own audio is used).
     """
     config = record.provenance.get("config") or {}
     uses = []
@@ -136,7 +137,7 @@ def audio_outside_split(record: Record) -> list[str]:
     if pretraining is None and record.notes.get("teacher") and not config.get("teacher_checkpoint"):
         pretraining = "pool" if record.key.fraction < 1.0 else "split"
     distill = (config.get("recipe_config") or {}).get("distill") or {}
-    if distill and not any(distill.get(term) for term in ("front", "hier", "final_kd")):
+    if distill and not any(distill.get(term) for term in TEACHER_TERMS):
         pretraining = None  # no term read the teacher (records made before such runs skipped it loaded one)
     if pretraining == "pool":
         uses.append("teacher pre-training")
