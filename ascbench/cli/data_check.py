@@ -38,7 +38,7 @@ def check(
     home: HomeOption = None,
     no_audio: Annotated[
         bool,
-        typer.Option("--no-audio", help="Check only the csv files; skip the audio directory (presence and wav headers)."),
+        typer.Option("--no-audio", help="Check only the csv files; skip the audio directory (presence, wav headers, samples of float wavs, audio digest)."),
     ] = False,
     show_all: Annotated[
         bool, typer.Option("--all", help=f"List every problem, not only the first {SHOWN_PROBLEMS}.")
@@ -46,7 +46,7 @@ def check(
 ) -> None:
     """Validate a TAU22-layout data set: csv files, splits, and every audio file's header.
 
-    Prints clips per split, device and class, then every problem with its file and line: missing or extra audio, bad headers, unknown labels or devices, labels that disagree between files, splits that are not nested, recordings shared by training and test, unseen devices s4-s6 in training, wavs that are not 44.1 kHz mono 1 s.
+    Prints clips per split, device and class, the fingerprint and the digest of the audio bytes (the first check of a data set reads all of its audio; later ones only what changed), then every problem with its file and line: missing or extra audio, bad headers, unknown labels or devices, labels that disagree between files, splits that are not nested, recordings shared by training and test, unseen devices s4-s6 in training, wavs that are not 44.1 kHz mono 1 s, float wavs holding NaN or inf samples.
 
     Exit status: 0 if the data set is clean, 1 if there are problems, 2 if the directory does not exist.
     """
@@ -57,7 +57,7 @@ def check(
     elif not directory.is_dir():
         fail(f"{directory}: no such directory; expected a TAU22-layout data set root (meta.csv, audio/, split_setup/)")
 
-    report = check_dataset(directory, progress=True, audio=not no_audio)
+    report = check_dataset(directory, progress=True, audio=not no_audio, digest=True, home=home)
     console.print(_summary_table(report))
     if not report.audio_checked:
         reason = "--no-audio" if no_audio else f"{META_FILE} is unusable"
@@ -79,7 +79,8 @@ def _summary_table(report: CheckReport) -> Table:
     columns = list(report.by_device.columns)
     table = Table(
         title=f"{report.name}  ({escape(str(report.root))})",
-        caption=f"fingerprint {report.fingerprint or '-'}",
+        # the fingerprint sees audio names and sizes only; the audio digest, the bytes
+        caption=f"fingerprint {report.fingerprint or '-'}   audio digest {report.audio_digest or '-'}",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,

@@ -6,7 +6,20 @@ lives in ``features_dir(home) / <dataset fingerprint> / <frontend.key()> /`` and
 
 - ``features.npy``: float32 ``[clips, *frontend.output_shape()]``, rows in ``meta.csv`` order;
 - ``manifest.json``: what the array is (shape, dtype, frontend config, data set fingerprint,
-  digest of the row filenames, ascbench / torch versions) and the CRC-32 of ``features.npy``.
+  digest of the row filenames, digest of the audio bytes, ascbench / torch versions) and the
+  CRC-32 of ``features.npy``.
+
+**Audio content.** The data set fingerprint sees audio names and sizes only, so audio rewritten
+in place keeps it; the manifest therefore also records :func:`ascbench.data.content.audio_digest`,
+and a cache computed from other audio is reported and rebuilt. The same digest makes
+:attr:`CachedFeatures.key`, the cache's identity by content: a home copied or mounted elsewhere
+keeps it, where the cache's path does not.
+
+**Disk space.** Writes into a memory-mapped file that the file system cannot back kill the
+process with SIGBUS (no exception, no clean-up, a half-written temporary file left behind). The
+array's size is known before the build, so the free space is checked first and the file's
+blocks are reserved (``posix_fallocate``) before it is mapped: a full disk, or another writer
+taking the space meanwhile, is a :class:`NotEnoughSpaceError` and the temporary files go.
 
 **Storage dtype.** float32 for every frontend, waveforms included. float16 would halve the
 waveform caches, but it is not sound for *device* robustness, which is what this benchmark
@@ -38,9 +51,12 @@ two-core machine; it is re-read in full on every open, so a corrupt cache cannot
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
+import io
 import json
+import math
 import os
 import shutil
 import time
@@ -59,6 +75,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 import ascbench
+from ascbench.data.content import audio_digest
 from ascbench.data.dataset import Dataset
 from ascbench.data.layout import CLIP_SAMPLES, SAMPLE_RATE
 from ascbench.features.audio import iter_batches
@@ -78,6 +95,24 @@ class FeatureCacheWarning(UserWarning):
     """A feature cache on disk was unusable (corrupt, partial, stale) and is being rebuilt."""
 
 
+class NotEnoughSpaceError(OSError):
+    """The file system cannot hold the cache about to be built (``errno`` is ``ENOSPC``).
+
+    An ``OSError`` so that callers treating I/O failures as "this run failed" treat it so too.
+    """
+
+    def __init__(self, path: Path, needed: int, free: int):
+        self.path = path
+        self.needed = needed
+        self.free = free
+        super().__init__(
+            f"not enough free space for the feature cache {path}: it needs {needed:,} bytes and "
+            f"{free:,} bytes are free on that file system; free some space or point --home / "
+            "$ASCBENCH_HOME at a larger disk"
+        )
+        self.errno = errno.ENOSPC
+
+
 @dataclass(frozen=True)
 class CachedFeatures:
     """A frontend's features for every clip of a data set, memory-mapped read-only."""
@@ -90,7 +125,32 @@ class CachedFeatures:
     filenames: tuple[str, ...]
     built: bool = False
     """True when this call computed the cache, False when it reused a verified one."""
+    dataset_fingerprint: str | None = None
+    """The data set's fingerprint; set by :func:`load_features`."""
+    audio_digest: str | None = None
+    """:func:`ascbench.data.content.audio_digest` of the audio the cache was computed from; set by
+    :func:`load_features`."""
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _memo: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The cache's identity by content, never by path, for checkpoints that must resume on
+        the same features wherever the home is mounted.
+
+        ``<dataset fingerprint>/<frontend key>/<audio digest>`` for a cache from
+        :func:`load_features` (the digest covers the row filenames in order). Features built in
+        memory have neither, so their key hashes the array itself.
+        """
+        if self.dataset_fingerprint is not None and self.audio_digest is not None:
+            return f"{self.dataset_fingerprint}/{self.frontend.key()}/{self.audio_digest}"
+        if "key" not in self._memo:
+            digest = hashlib.sha256("\n".join(self.filenames).encode())
+            array = np.ascontiguousarray(self.array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(memoryview(array).cast("B"))
+            self._memo["key"] = f"array/{self.frontend.key()}/{digest.hexdigest()[:16]}"
+        return self._memo["key"]
 
     def rows(self, filenames: Sequence[str]) -> np.ndarray:
         """Row indices (int64) of ``filenames`` (``audio/...wav``, as in the csv files)."""
@@ -124,34 +184,46 @@ def load_features(
 ) -> CachedFeatures:
     """Open the verified cache of ``frontend`` over every clip of ``dataset``, building it if needed.
 
-    A damaged or stale cache is reported with a :class:`FeatureCacheWarning` and rebuilt.
-    ``progress`` shows a progress bar while building; ``batch_size`` clips are decoded and
-    transformed at a time.
+    A damaged or stale cache (audio rewritten since it was built included) is reported with a
+    :class:`FeatureCacheWarning` and rebuilt. ``progress`` shows a progress bar while hashing
+    new audio and while building; ``batch_size`` clips are decoded and transformed at a time.
+    Raises :class:`NotEnoughSpaceError` when the cache does not fit on the home's file system,
+    ``FileNotFoundError`` naming a missing clip file.
     """
     filenames = tuple(clip.filename for clip in dataset.clips)
     if not filenames:
         raise ValueError(f"data set {dataset.name!r} at {dataset.root} has no clips to compute features for")
-    expected = _expected_manifest(dataset, frontend, filenames)
     directory = cache_dir(dataset, frontend, home)
+    lock = directory.parent / f"{directory.name}.lock"
+    try:
+        content = audio_digest(dataset, home, progress=progress)
+    except FileNotFoundError:
+        with _exclusive(lock, directory):  # nothing can be built; still clear what dead builds left
+            _remove_leftovers(directory)
+        raise
+    expected = _expected_manifest(dataset, frontend, filenames, content)
     if _problem(directory, expected) is None:
-        return _open(directory, frontend, filenames, built=False)
-    with _exclusive(directory.parent / f"{directory.name}.lock", directory):
+        return _open(directory, frontend, filenames, False, dataset.fingerprint, content)
+    with _exclusive(lock, directory):
         problem = _problem(directory, expected)  # another process may have built it meanwhile
         if problem is None:
-            return _open(directory, frontend, filenames, built=False)
+            return _open(directory, frontend, filenames, False, dataset.fingerprint, content)
         if problem != _MISSING:
             warnings.warn(f"feature cache {directory}: {problem}; rebuilding it", FeatureCacheWarning, stacklevel=2)
         _remove_leftovers(directory)
         built = _build(dataset, frontend, filenames, expected, directory, progress, batch_size)
         _publish(built, directory)
-    return _open(directory, frontend, filenames, built=True)
+    return _open(directory, frontend, filenames, True, dataset.fingerprint, content)
 
 
 # -- manifest ----------------------------------------------------------------------------------
 
 
-def _expected_manifest(dataset: Dataset, frontend: Frontend, filenames: tuple[str, ...]) -> dict:
-    """The manifest fields a valid cache must carry, before the build adds sizes and checksum."""
+def _expected_manifest(dataset: Dataset, frontend: Frontend, filenames: tuple[str, ...], content: str) -> dict:
+    """The manifest fields a valid cache must carry, before the build adds sizes and checksum.
+
+    ``content`` is the audio digest: the fingerprint alone misses audio rewritten in place.
+    """
     fields = {
         "format_version": FORMAT_VERSION,
         "shape": [len(filenames), *frontend.output_shape(CLIP_SAMPLES, SAMPLE_RATE)],
@@ -159,6 +231,7 @@ def _expected_manifest(dataset: Dataset, frontend: Frontend, filenames: tuple[st
         "filenames_digest": _filenames_digest(filenames),
         "frontend": {"key": frontend.key(), "class": type(frontend).__name__, "config": asdict(frontend)},
         "dataset_fingerprint": dataset.fingerprint,
+        "audio_digest": content,
         # the frontends are torch(audio) code: features of another release are recomputed, not trusted
         "torch_version": torch.__version__,
         "torchaudio_version": torchaudio.__version__,
@@ -188,8 +261,13 @@ def _problem(directory: Path, expected: dict) -> str | None:
     if not isinstance(manifest, dict) or manifest.get("complete") is not True:
         return "manifest not marked complete"
     for name, value in expected.items():
-        if manifest.get(name) != value:
-            return f"manifest {name} is {manifest.get(name)!r}, expected {value!r}"
+        if manifest.get(name) == value:
+            continue
+        if name == "audio_digest":
+            if manifest.get(name) is None:
+                return "no audio digest (a cache from before the audio content was checked)"
+            return f"audio content changed (the cache was computed from audio digest {manifest[name]!r}, the audio now is {value!r})"
+        return f"manifest {name} is {manifest.get(name)!r}, expected {value!r}"
     if not data_path.is_file():
         return f"{DATA_FILE} is missing"
     size = data_path.stat().st_size
@@ -222,13 +300,17 @@ def _build(
     batch_size: int,
 ) -> Path:
     """Compute the cache into a fresh temporary directory beside ``directory``; return it."""
+    shape = tuple(expected["shape"])
+    header, needed = _npy_layout(shape)
+    _check_space(directory, needed)
     temporary = directory.parent / f".{directory.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     temporary.mkdir(parents=True)
     try:
         started = time.perf_counter()
-        shape = tuple(expected["shape"])
         data_path = temporary / DATA_FILE
-        array = np.lib.format.open_memmap(data_path, mode="w+", dtype=STORAGE_DTYPE, shape=shape)
+        _allocate(data_path, header, needed, directory)
+        array = np.lib.format.open_memmap(data_path, mode="r+")
+        assert array.shape == shape and array.dtype == STORAGE_DTYPE, (array.shape, array.dtype)
         paths = [dataset.root / name for name in filenames]
         with _progress_bar(progress, f"{frontend.name} features of {dataset.name}", len(paths)) as advance:
             with torch.inference_mode():
@@ -255,6 +337,41 @@ def _build(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return temporary
+
+
+def _npy_layout(shape: tuple[int, ...]) -> tuple[bytes, int]:
+    """The ``.npy`` header of a ``STORAGE_DTYPE`` array of ``shape`` and the whole file's size."""
+    buffer = io.BytesIO()
+    fields = {"descr": np.lib.format.dtype_to_descr(STORAGE_DTYPE), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, fields)
+    header = buffer.getvalue()
+    return header, len(header) + math.prod(shape) * STORAGE_DTYPE.itemsize
+
+
+def _check_space(directory: Path, needed: int) -> None:
+    """Refuse a build its file system cannot hold, before anything is written."""
+    free = shutil.disk_usage(directory.parent).free
+    if free < needed:
+        raise NotEnoughSpaceError(directory, needed, free)
+
+
+def _allocate(path: Path, header: bytes, size: int, directory: Path) -> None:
+    """Write the ``.npy`` header and reserve the file's blocks, so that filling the memory map
+    cannot run out of space (SIGBUS) when another writer took the free space after the check."""
+    with open(path, "wb") as handle:
+        handle.write(header)
+        handle.flush()
+        try:
+            os.posix_fallocate(handle.fileno(), 0, size)
+            return
+        except AttributeError:  # no posix_fallocate on this platform
+            pass
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                raise NotEnoughSpaceError(directory, size, shutil.disk_usage(directory.parent).free) from None
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+        handle.truncate(size)  # sparse: the space check above is all that guards this file system
 
 
 def _publish(built: Path, directory: Path) -> None:
@@ -309,6 +426,16 @@ def _progress_bar(enabled: bool, description: str, total: int) -> Iterator:
         yield lambda n: bar.advance(task, n)
 
 
-def _open(directory: Path, frontend: Frontend, filenames: tuple[str, ...], built: bool) -> CachedFeatures:
+def _open(
+    directory: Path, frontend: Frontend, filenames: tuple[str, ...], built: bool, fingerprint: str, content: str
+) -> CachedFeatures:
     array = np.load(directory / DATA_FILE, mmap_mode="r")
-    return CachedFeatures(frontend=frontend, path=directory, array=array, filenames=filenames, built=built)
+    return CachedFeatures(
+        frontend=frontend,
+        path=directory,
+        array=array,
+        filenames=filenames,
+        built=built,
+        dataset_fingerprint=fingerprint,
+        audio_digest=content,
+    )

@@ -301,7 +301,7 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
 def _run_identity(features: CachedFeatures, rows: np.ndarray, config: BEATsPretrainConfig, seed: int) -> str:
     """What a resumable state must match: data (cache + rows), config and seed."""
     digest = hashlib.sha256(rows.tobytes())
-    digest.update(json.dumps({"cache": str(features.path), "config": config.to_dict(), "seed": seed}, sort_keys=True).encode())
+    digest.update(json.dumps({"cache": getattr(features, "key", str(features.path)), "config": config.to_dict(), "seed": seed}, sort_keys=True).encode())
     return digest.hexdigest()
 
 

@@ -476,8 +476,9 @@ def _fingerprint(model: nn.Module, data: TrainingData, config: TrainConfig, seed
     run_fields = {k: v for k, v in asdict(config).items() if k not in _NOT_FINGERPRINTED}
     digest.update(repr(sorted(run_fields.items())).encode())
     digest.update(f"seed={seed};loss={getattr(loss_fn, '__qualname__', type(loss_fn).__name__)}".encode())
-    digest.update(str(data.features.path).encode())
-    digest.update(str(data.waveforms.path if data.waveforms is not None else None).encode())
+    # the caches' content, not their path: a home copied or mounted elsewhere resumes
+    digest.update(data.features.key.encode())
+    digest.update(str(data.waveforms.key if data.waveforms is not None else None).encode())
     for array in (data.rows, data.labels):
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(("\n".join(data.devices) if data.devices is not None else "").encode())
