@@ -236,7 +236,8 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
         ctx.log(f"teacher {name}: fine-tuning on {len(ctx.split.train)} labelled clips")
         history: list[dict] = []
         finetune_teacher(classifier, features, features.rows([c.filename for c in ctx.split.train]), ctx.train_labels(),
-                         config.finetune, config.tuning_seed, ctx.device, ctx.progress, history, precision)  # fmt: skip
+                         config.finetune, config.tuning_seed, ctx.device, ctx.progress, history, precision,
+                         workdir=_workdir(ctx, fine_key))  # fmt: skip
         save_state(classifier, directory)
         outputs = teacher_outputs(classifier, features, device=ctx.device, progress=ctx.progress, precision=precision)
         outputs.update(_routing_layers(classifier, features, ctx, precision))
@@ -246,6 +247,7 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
 
     fine_dir, reused["finetune"] = get_or_build(fine_key, build_finetuned, ctx.home)
     seconds["teacher_finetune_s"] = time.perf_counter() - started
+    shutil.rmtree(_workdir(ctx, fine_key), ignore_errors=True)  # its epoch checkpoints: the stage is published
     if reused["finetune"]:
         ctx.log(f"teacher {name}: reusing the cached finetune stage")
     outputs = load_outputs(fine_dir)
@@ -264,7 +266,8 @@ def _pretraining_rows(ctx: RecipeContext, features: CachedFeatures) -> tuple[np.
 
 
 def _workdir(ctx: RecipeContext, key: TeacherStageKey) -> Path:
-    """Resumable scratch space of an unfinished pre-training (outside the atomic stage dir)."""
+    """Resumable scratch space of an unfinished pre-training or fine-tuning (outside the atomic
+    stage dir, which exists only once complete)."""
     return ctx.home / "teachers" / "work" / key.slug()
 
 

@@ -3,6 +3,10 @@
 A failing system does not stop the others (its error is reported at the end); Ctrl-C stops
 the grid, keeps every finished record and the interrupted run's checkpoints, so the same command
 resumes.
+
+"Failing" is anything a run raises but ``KeyboardInterrupt``: plugin code runs inside every run
+(its factory, its forward in training mode, its recipe), and whatever its bug raises (an
+``AttributeError``, a ``KeyError``, an ``assert``, a ``sys.exit()``) must cost that run only.
 """
 
 from __future__ import annotations
@@ -15,12 +19,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ascbench.runner.execute import execute_run
 from ascbench.runner.request import RunOutcome, RunRequest
-from ascbench.systems.registry import Registry, SystemLoadError, discover
+from ascbench.systems.registry import PLUGIN_ERRORS, Registry, SystemLoadError, describe_error, discover
 from ascbench.training import TrainingDiverged
 
-RECOVERABLE = (TrainingDiverged, SystemLoadError, RuntimeError, ValueError, OSError)
-"""Errors that end one run but let the grid go on (a bug in one plugin must not cost the rest: a
-submission whose model gives the wrong output shape is a :class:`SystemLoadError`)."""
+RECOVERABLE: tuple[type[BaseException], ...] = PLUGIN_ERRORS
+"""Errors that end one run but let the grid go on: every ``Exception`` and ``SystemExit``. A list of
+"expected" types once left out ``AttributeError``, ``TypeError``, ``KeyError``... and one buggy
+submission then took the whole grid down with a traceback. ``KeyboardInterrupt`` is not here:
+Ctrl-C stops the grid (the CLI says how to resume)."""
+
+DIAGNOSED = (SystemLoadError, TrainingDiverged)
+"""Errors whose message is already the harness's diagnosis (the plugin named, the diverged step):
+a source line inside ascbench would add nothing to them."""
+
+
+def run_error(error: BaseException) -> str:
+    """The one-paragraph reason a run failed: type, message and, unless the harness diagnosed it
+    already, where it was raised (the plugin's own line when the error surfaced in a library)."""
+    if isinstance(error, DIAGNOSED):
+        return f"{type(error).__name__}: {error}"
+    return describe_error(error)
 
 
 def run_local(
@@ -50,7 +68,7 @@ def run_local(
             try:
                 outcome = execute_run(request, registry=registry, progress=progress, log=console.print)
             except RECOVERABLE as error:
-                outcome = RunOutcome(request, None, None, error=f"{type(error).__name__}: {error}")
+                outcome = RunOutcome(request, None, None, error=run_error(error))
                 console.print(f"[red]run {request.label()} failed:[/] {escape(outcome.error)}", highlight=False)
             if outcome.skipped:
                 console.print(f"[dim]{request.label()}: complete record found, skipped (--force reruns)[/]")

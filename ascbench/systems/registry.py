@@ -5,7 +5,9 @@ package and third-party packages declared in the ``ascbench.systems`` entry-poin
 ``.py`` files or packages dropped into a ``submissions/`` folder. A plugin that fails to import,
 registers a name twice, or builds a model with the wrong output is reported with its origin and
 skipped; every other system stays usable, because one broken submission must not take a whole
-benchmark down.
+benchmark down. "Fails" includes exiting: a submission that parses its own command line at import
+(``argparse``'s ``parse_args()`` exits with status 2 on ascbench's arguments) or calls
+``sys.exit()`` is a plugin problem like any exception (:data:`PLUGIN_ERRORS`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import importlib.util
 import os
 import pkgutil
 import sys
+import sysconfig
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +37,49 @@ SUBMISSIONS_ENV = "ASCBENCH_SUBMISSIONS"
 
 class SystemLoadError(Exception):
     """A system cannot be used (unknown, or broken); the message names the plugin."""
+
+
+PLUGIN_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
+"""What plugin code may raise that costs only that plugin (or that run): any error, and an exit.
+An exit is there because plugins are scripts first: ``argparse``'s ``parse_args()`` at import
+exits on ascbench's own command line, and a ``sys.exit()`` in a factory would otherwise end the
+whole command with the plugin's status. ``KeyboardInterrupt`` is not a plugin's: it is the user
+stopping the command, and must still stop it."""
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: message at file:line`` of the innermost frame of ``error``'s traceback.
+
+    When that frame is library code (the standard library, site-packages: argparse's ``exit``,
+    torch's ``Module.__getattr__``), the innermost frame outside it follows as ``(from
+    file:line)``: that is the plugin's line the author has to look at. The location goes on the
+    message's first line, which is the line summaries keep.
+    """
+    message = str(error)
+    first, _, rest = message.partition("\n")
+    text = f"{type(error).__name__}: {first}" if message else type(error).__name__
+    frames = traceback.extract_tb(error.__traceback__) if error.__traceback__ is not None else []
+    if frames:
+        innermost = frames[-1]
+        text += f" at {innermost.filename}:{innermost.lineno}"
+        if _is_library(innermost.filename):
+            own = next((f for f in reversed(frames) if not _is_library(f.filename)), None)
+            if own is not None:
+                text += f" (from {own.filename}:{own.lineno})"
+    return f"{text}\n{rest}" if rest else text
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    folders = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)}
+    return tuple(os.path.join(os.path.normcase(os.path.abspath(f)), "") for f in folders)
+
+
+def _is_library(filename: str) -> bool:
+    """Frozen import machinery, the standard library and installed packages: not a plugin's code."""
+    if filename.startswith("<"):
+        return True
+    return os.path.normcase(os.path.abspath(filename)).startswith(_library_prefixes())
 
 
 @dataclass(frozen=True)
@@ -214,11 +260,9 @@ def _load_plugin(registry: Registry, origin: str, load: Callable[[], Any]) -> No
                 PluginProblem(origin, "registers no system (decorate a model factory with @register_system; "
                               "name helper modules with a leading '_' so that they are skipped)")
             )
-    except Exception as exc:  # a broken plugin must not break the others
+    except PLUGIN_ERRORS as exc:  # a broken (or exiting) plugin must not break the others
         registry.systems = before
-        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        where = f" at {last.filename}:{last.lineno}" if last else ""
-        registry.problems.append(PluginProblem(origin, f"failed to import: {type(exc).__name__}: {exc}{where}"))
+        registry.problems.append(PluginProblem(origin, f"failed to import: {describe_error(exc)}"))
     finally:
         registry._origin = previous
 
@@ -257,12 +301,13 @@ def validate_system(spec: SystemSpec) -> nn.Module:
     """Build the deployable model and check one clip gives ``[1, n_classes]`` scores.
 
     Returns the built model; raises :class:`SystemLoadError` naming the plugin otherwise, so a bad
-    submission fails before any training time is spent on it.
+    submission fails before any training time is spent on it (an exit in its factory or forward
+    included: :data:`PLUGIN_ERRORS`).
     """
     try:
         model = spec.build_model()
-    except Exception as exc:
-        raise SystemLoadError(f"{spec.name} ({spec.origin}): build_model() failed: {type(exc).__name__}: {exc}") from exc
+    except PLUGIN_ERRORS as exc:
+        raise SystemLoadError(f"{spec.name} ({spec.origin}): build_model() failed: {describe_error(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise SystemLoadError(f"{spec.name} ({spec.origin}): build_model() returned {type(model).__name__}, expected an nn.Module")
     shape = model_input_shape(spec)
@@ -270,9 +315,9 @@ def validate_system(spec: SystemSpec) -> nn.Module:
     try:
         with torch.no_grad():
             out = model(torch.zeros(shape))
-    except Exception as exc:
+    except PLUGIN_ERRORS as exc:
         raise SystemLoadError(
-            f"{spec.name} ({spec.origin}): forward pass on a {list(shape)} input failed: {type(exc).__name__}: {exc}"
+            f"{spec.name} ({spec.origin}): forward pass on a {list(shape)} input failed: {describe_error(exc)}"
         ) from exc
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, spec.n_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

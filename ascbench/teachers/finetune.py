@@ -9,14 +9,22 @@ decay. Augmentation: a random time roll of the input, and Freq-MixStyle for spec
 ``[B, T, F]`` inputs (BEATs' fbank; it has no meaning for HuBERT's waveform and is skipped there).
 
 :func:`fit_loop` is the compact training loop shared with HuBERT pre-training.
+
+Fine-tuning a teacher costs minutes to hours, so given a work directory it is resumable as the
+students' training is: a checkpoint after every epoch (:mod:`ascbench.training.checkpoint`: model,
+optimizer, schedule, gradient scaler, every random generator, epoch and step counters, history;
+written atomically, fingerprinted), from which a killed fine-tuning continues bit-for-bit instead
+of starting over. The teacher stage deletes it once the fine-tuned stage is published.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,8 +34,9 @@ from torch import nn
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.teachers.base import TeacherClassifier
+from ascbench.training.checkpoint import CHECKPOINT_FILE, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ascbench.training.config import epochs_for_min_steps
-from ascbench.training.precision import autocast
+from ascbench.training.precision import autocast, precision_tag
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,22 @@ training clips); 20 epochs at 1e-3 gave 31.8 %; 30 epochs at 2e-3 without augmen
 the training clips (80 %) but not the test (31.3 %). 12 epochs at 1e-3 is the compromise at CPU cost."""
 
 
+@dataclass(frozen=True)
+class Resumable:
+    """What :func:`fit_loop` needs to checkpoint each epoch and resume from the last one.
+
+    The loop itself only sees parameter groups and a loss function, so the caller names the module
+    whose state (parameters and buffers) is the training's, and the generator its loss function
+    draws from (augmentation); the loop adds its own shuffling generator and the global ones."""
+
+    path: Path
+    """The checkpoint file (written atomically, replaced each epoch)."""
+    fingerprint: str
+    """Identity of the training call; a checkpoint with another one is never resumed from."""
+    module: nn.Module
+    generator: torch.Generator
+
+
 def finetune_teacher(
     classifier: TeacherClassifier,
     features: CachedFeatures,
@@ -82,12 +107,15 @@ def finetune_teacher(
     progress: bool = True,
     history: list[dict] | None = None,
     precision: torch.dtype | None = None,
+    workdir: Path | None = None,
 ) -> TeacherClassifier:
     """Train ``classifier`` (in place) on ``features`` rows ``rows`` with class ``labels``.
 
     ``features`` must be the cache of ``classifier.frontend``. Per-epoch loss and training
     accuracy are appended to ``history`` when given. ``precision``: the autocast dtype (None:
-    fp32; :func:`ascbench.training.precision.resolve_precision`). Returns the classifier in eval mode.
+    fp32; :func:`ascbench.training.precision.resolve_precision`). ``workdir``: where the per-epoch
+    checkpoint is kept and resumed from (None: not resumable); the caller deletes it once the
+    result is safe elsewhere. Returns the classifier in eval mode.
     """
     if features.frontend.key() != classifier.frontend.key():
         raise ValueError(f"the teacher takes {classifier.frontend.name!r} features, got {features.frontend.name!r}")
@@ -120,12 +148,43 @@ def finetune_teacher(
         return loss, (logits.argmax(-1) == y).float().mean()
 
     n_epochs = epochs_for_min_steps(config.epochs, len(rows), config.batch_size, config.min_steps)
+    resume = None
+    if workdir is not None:
+        fingerprint = finetune_fingerprint(classifier, features, rows, labels, config, seed, n_epochs, precision)
+        resume = Resumable(Path(workdir) / CHECKPOINT_FILE, fingerprint, classifier, generator)
     epochs = fit_loop(loss_fn, len(rows), groups, n_epochs, config.batch_size, config.weight_decay,
                       config.warmup_fraction, config.grad_clip, config.max_steps, seed, progress, "teacher fine-tuning",
-                      device, precision)
+                      device, precision, resume=resume)
     if history is not None:
         history.extend(epochs)
     return classifier.eval()
+
+
+def finetune_fingerprint(
+    classifier: TeacherClassifier,
+    features: CachedFeatures,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    config: FinetuneConfig,
+    seed: int,
+    epochs: int,
+    precision: torch.dtype | None,
+) -> str:
+    """Identity of a fine-tuning call: everything its weights depend on, the starting weights
+    included (the pre-trained encoder and the freshly drawn heads), so that a checkpoint left by
+    another configuration, seed, split, precision or code revision is never resumed from."""
+    digest = hashlib.sha256()
+    digest.update(f"revision={FINETUNE_REVISION};seed={seed};epochs={epochs};precision={precision_tag(precision)}".encode())
+    digest.update(repr(sorted(asdict(config).items())).encode())
+    digest.update(f"{features.frontend.key()}|{features.key}".encode())  # content, not path: a moved home resumes
+    for array in (rows, labels):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    digest.update(f"{type(classifier).__qualname__}/{type(classifier.encoder).__qualname__}".encode())
+    for name, tensor in classifier.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(value.flatten().view(torch.uint8).numpy().tobytes())  # bytes of any dtype, bf16 included
+    return digest.hexdigest()
 
 
 def augment(x: torch.Tensor, config: FinetuneConfig, generator: torch.Generator) -> torch.Tensor:
@@ -204,10 +263,17 @@ def fit_loop(
     description: str,
     device: torch.device | str = "cpu",
     precision: torch.dtype | None = None,
+    *,
+    resume: Resumable | None = None,
 ) -> list[dict]:
     """AdamW + warm-up/cosine over shuffled mini-batches of item indices; ``loss_fn(index)``
     returns ``(loss, accuracy)`` of one batch, and runs under autocast to ``precision`` on
-    ``device`` (fp16 adds a gradient scaler). Returns per-epoch mean loss and accuracy."""
+    ``device`` (fp16 adds a gradient scaler). Returns per-epoch mean loss and accuracy (of every
+    epoch, those restored from a checkpoint included).
+
+    With ``resume``, the state after each epoch is checkpointed, and a checkpoint of the same
+    fingerprint found at the start is continued from: the epochs it holds are not run again, and
+    the result is the one an uninterrupted call gives (on the same device and thread count)."""
     device = torch.device(device)
     params = [p for group in param_groups for p in group["params"]]
     optimizer = torch.optim.AdamW(param_groups, weight_decay=weight_decay)
@@ -217,9 +283,22 @@ def fit_loop(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup_fraction))
     rng = np.random.default_rng(seed)
     history: list[dict] = []
-    step = 0
+    step = start_epoch = 0
+    state = load_checkpoint(resume.path, resume.fingerprint) if resume is not None else None
+    if resume is not None and state is not None:
+        # loaded on the CPU: load_state_dict copies to the parameters' device, and the RNG states
+        # must stay CPU tensors
+        resume.module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"], resume.generator, rng)
+        history, step, start_epoch = [dict(h) for h in state["history"]], int(state["step"]), int(state["epoch"])
+        if progress:
+            Console(stderr=True).print(f"{description}: resumed from {resume.path} after epoch {start_epoch}/{epochs} (step {step})")
     with progress_bar(progress, description, total) as advance:
-        for epoch in range(epochs):
+        advance(step)
+        for epoch in range(start_epoch, epochs):
             order = rng.permutation(num_items)
             sums = np.zeros(3)
             for start in range(0, num_items, batch_size):
@@ -239,9 +318,22 @@ def fit_loop(
                 sums += (loss.item() * len(index), accuracy.item() * len(index), len(index))
                 advance(1, f"loss {loss.item():.3f}")
             if sums[2]:
-                history.append({"epoch": epoch + 1, "loss": round(sums[0] / sums[2], 4), "accuracy": round(sums[1] / sums[2], 4)})
+                # Python floats, not numpy's: the checkpoint holding the history is read weights-only
+                history.append({"epoch": epoch + 1, "loss": float(round(sums[0] / sums[2], 4)), "accuracy": float(round(sums[1] / sums[2], 4))})
                 if progress:
                     Console(stderr=True).print(f"{description}: epoch {epoch + 1} loss {history[-1]['loss']:.4f} accuracy {history[-1]['accuracy']:.3f}")
+                if resume is not None:
+                    save_checkpoint(resume.path, {
+                        "fingerprint": resume.fingerprint,
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "model": resume.module.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "rng": capture_rng(resume.generator, rng),
+                        "history": history,
+                    })  # fmt: skip
     return history
 
 

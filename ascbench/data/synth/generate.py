@@ -14,7 +14,9 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -180,7 +182,51 @@ def _executor(workers: int) -> Executor:
     if workers <= 1:
         return _InProcess()
     # spawn: a forked child of a process with torch/OpenMP threads running can deadlock.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent, initargs=(os.getpid(),)
+    )
+
+
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option (linux/prctl.h): the signal this process receives when its parent dies."""
+PARENT_POLL_S = 1.0
+"""How often a worker checks its parent where the kernel cannot tell it (not Linux)."""
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the generating process dies.
+
+    Why: a parent killed with SIGKILL cannot shut its pool down, and its workers would go on
+    rendering into a folder nobody publishes, then wait forever for tasks. On Linux the kernel
+    sends SIGTERM at the parent's death (``PR_SET_PDEATHSIG``; the default action ends the worker
+    at once, and is unaffected by the ignored SIGINT). The parent may have died before the call,
+    so the parent is checked right after it. The kernel ties the signal to the parent *thread*
+    that started the worker: that is the thread that submits the tasks and waits for them, which
+    outlives the pool. Elsewhere a daemon thread polls the parent's pid.
+    """
+    if sys.platform.startswith("linux") and _set_parent_death_signal(signal.SIGTERM):
+        if os.getppid() != parent:
+            os._exit(1)
+        return
+    threading.Thread(target=_watch_parent, args=(parent,), name="ascbench-parent-watch", daemon=True).start()
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    """``prctl(PR_SET_PDEATHSIG, signum)``; False when libc or the call is unavailable."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 @contextmanager
