@@ -52,7 +52,11 @@ def test_roundtrip_record_and_predictions(results: ResultsStore, run) -> None:
     assert results.exists(record.key)
     assert not results.exists(dataclasses.replace(record.key, seed=2))
     back = results.read(record.key)
-    assert back == dataclasses.replace(record, predictions_file=results.predictions_path(record.key).name)
+    npz = results.predictions_path(back)
+    assert npz is not None and npz.parent == path.parent and npz.name.startswith("seed1.")
+    assert back.checksum is not None and back.predictions_sha256 is not None
+    assert back == dataclasses.replace(record, predictions_file=npz.name, predictions_sha256=back.predictions_sha256,
+                                       checksum=back.checksum)
     assert back.metrics.accuracy_ci95 == record.metrics.accuracy_ci95  # tuple survives JSON
 
     loaded = results.load_predictions(back)
@@ -62,7 +66,7 @@ def test_roundtrip_record_and_predictions(results: ResultsStore, run) -> None:
     # the stored predictions reproduce the stored metrics exactly (same bootstrap seed)
     assert evaluate(loaded, n_resamples=RESAMPLES, seed=record.key.seed) == back.metrics
     # a compressed npz: every member deflated
-    with zipfile.ZipFile(results.predictions_path(record.key)) as archive:
+    with zipfile.ZipFile(npz) as archive:
         assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED}
     assert _leftovers(results) == []
 
@@ -87,7 +91,7 @@ def test_crash_between_predictions_and_record_leaves_no_record(
     with pytest.raises(KeyboardInterrupt):
         results.write(record, predictions)
 
-    assert results.predictions_path(record.key).is_file()  # the npz went first ...
+    assert len(list(results.root.rglob("*.predictions.npz"))) == 1  # the npz went first ...
     assert not results.record_path(record.key).exists()  # ... the record never appeared
     assert not results.exists(record.key)
     assert list(results.iter_records()) == []
@@ -99,11 +103,12 @@ def test_crash_between_predictions_and_record_leaves_no_record(
     assert len(results.load_predictions(results.read(record.key))) == len(predictions)
 
 
-def test_crash_while_replacing_a_record_never_pairs_the_old_record_with_new_predictions(
+def test_crash_while_replacing_a_record_keeps_the_old_record_whole(
     results: ResultsStore, run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--force``: the same key is written again. Killed between the new predictions and the new
-    record, the store must not hold the old record in front of the new run's predictions."""
+    record, the store still holds the old record with its own predictions (never the old record
+    in front of the new run's predictions, and never nothing)."""
     record, predictions = run
     results.write(record, predictions)
     real_write = store._atomic_write
@@ -114,11 +119,17 @@ def test_crash_while_replacing_a_record_never_pairs_the_old_record_with_new_pred
         raise KeyboardInterrupt("killed while writing the record")
 
     monkeypatch.setattr(store, "_atomic_write", dies_mid_json)
-    rerun = dataclasses.replace(record, metrics=dataclasses.replace(record.metrics, accuracy=record.metrics.accuracy / 2))
+    other = dataclasses.replace(predictions, scores=predictions.scores[::-1].copy(), labels=predictions.labels[::-1].copy(),
+                                filenames=predictions.filenames[::-1])
+    rerun = dataclasses.replace(record, metrics=dataclasses.replace(record.metrics, accuracy=0.5))
     with pytest.raises(KeyboardInterrupt):
-        results.write(rerun, predictions)
-    assert not results.exists(record.key)  # repeated by the next run, not trusted half-replaced
-    assert list(results.iter_records()) == []
+        results.write(rerun, other)
+    kept = results.usable(record.key)
+    assert kept is not None and kept.metrics.accuracy == record.metrics.accuracy
+    assert results.load_predictions(kept).filenames == predictions.filenames
+    monkeypatch.setattr(store, "_atomic_write", real_write)
+    results.write(record, predictions)  # the next write removes the orphaned predictions file
+    assert len(list(results.root.rglob("*.predictions.npz"))) == 1
 
 
 def test_crash_while_writing_predictions_leaves_nothing(
@@ -134,7 +145,7 @@ def test_crash_while_writing_predictions_leaves_nothing(
     with pytest.raises(OSError, match="No space"):
         results.write(record, predictions)
     assert not results.record_path(record.key).exists()
-    assert not results.predictions_path(record.key).exists()
+    assert list(results.root.rglob("*.predictions.npz")) == []
     assert _leftovers(results) == []
 
 
@@ -185,7 +196,7 @@ def test_rewrite_without_predictions_drops_the_old_ones(results: ResultsStore, r
     record, predictions = run
     results.write(record, predictions)
     results.write(record)  # same key, rerun that kept no predictions
-    assert not results.predictions_path(record.key).exists()
+    assert list(results.root.rglob("*.predictions.npz")) == []
     with pytest.raises(FileNotFoundError, match="without per-clip predictions"):
         results.load_predictions(results.read(record.key))
 

@@ -155,7 +155,7 @@ def check(
 ) -> None:
     """CI regression check: compare current records with a committed leaderboard JSON.
 
-    Only records of the reference's data set fingerprint, fraction and profile are used. A system regresses if its mean accuracy drops by more than the tolerance, its parameters or MACs grow, it newly breaks a DCASE limit, or it has no records.
+    Only records of the reference's data set fingerprint, fraction and profile are used. A system regresses if its mean accuracy drops by more than the tolerance, its parameters or MACs grow, it newly breaks a DCASE limit, it has no records or fewer seeds than the reference, or a record of it cannot be used (damaged or edited).
 
     Exit status: 0 no regressions, 1 regressions (listed in a table), 2 unreadable reference.
     """
@@ -167,9 +167,10 @@ def check(
     except ValueError as error:
         fail(str(error))
     store, records = _records(home, None, None, None)
+    invalid = [(str(i.path.relative_to(store.root).with_suffix("")), str(i.path), i.reason) for i in store.invalid_records()]
     failed = False
     for entry in entries:
-        report = check_entry(entry, records, tolerance_acc)
+        report = check_entry(entry, records, tolerance_acc, invalid)
         for note in report.notes:
             console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
         if report.new_systems:

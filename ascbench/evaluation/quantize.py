@@ -46,6 +46,8 @@ import contextlib
 import copy
 import dataclasses
 import math
+import os
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +194,14 @@ def save_int8(int8_model: nn.Module, example: torch.Tensor, out: Path | str) -> 
             "no layer was quantized: the quantizer found no conv or linear layer it could annotate "
             "(the graph holds no int8 tensor)"
         )
-    torch.export.save(program, out)
+    # beside its final name, then renamed: a reader never sees a half-written program (two
+    # processes saving one path once interleaved their bytes into an unreadable archive)
+    partial = out.with_name(f".{out.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.export.save(program, partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return Int8Artifact(
         path=out,
         bytes=out.stat().st_size,

@@ -26,6 +26,7 @@ from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.leaderboard.compare import paired_over_seeds
 from ascbench.results.record import Record, audio_outside_split
 from ascbench.results.store import CorruptRecordError, ResultsStore
+from ascbench.results.identity import identity_label
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +160,7 @@ def build_leaderboard(
 
 
 def _build(group: GroupKey, records: list[Record], store: ResultsStore | None, n_resamples: int) -> Leaderboard:
-    by_system: dict[str, list[Record]] = defaultdict(list)
-    for record in records:
-        by_system[record.key.system].append(record)
+    by_system, notes = rows_by_identity(records)
     for system, recs in by_system.items():
         recs.sort(key=lambda r: r.key.seed)
         seeds = [r.key.seed for r in recs]
@@ -171,10 +170,36 @@ def _build(group: GroupKey, records: list[Record], store: ResultsStore | None, n
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.index = pd.Index(table["system"].tolist())
     table = table.sort_values(["accuracy", "system"], ascending=[False, True], na_position="last")
-    board = Leaderboard(group, table, {s: by_system[s] for s in table.index})
+    board = Leaderboard(group, table, {s: by_system[s] for s in table.index}, notes)
     if store is not None and len(table) > 1:
         _compare_with_best(board, store, n_resamples)
     return board
+
+
+def rows_by_identity(records: Iterable[Record]) -> tuple[dict[str, list[Record]], list[str]]:
+    """Records by board row: one row per system, or, where a system's records were made by
+    different models, plugin code, recipe options or audio, one row per identity
+    (``mine#1a2b3c4d``), with a note saying so. Averaging such seeds would describe no model."""
+    by_system: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_system[record.key.system].append(record)
+    rows: dict[str, list[Record]] = {}
+    notes = []
+    for system, recs in by_system.items():
+        by_identity: dict[str, list[Record]] = defaultdict(list)
+        for record in recs:
+            by_identity[identity_label(record.identity)].append(record)
+        if len(by_identity) == 1:
+            rows[system] = recs
+            continue
+        names = []
+        for label, part in sorted(by_identity.items()):
+            rows[f"{system}#{label}"] = part
+            names.append(f"{system}#{label} (seed {', '.join(str(r.key.seed) for r in sorted(part, key=lambda r: r.key.seed))})")
+        notes.append(f"{system}: its records were made by {len(by_identity)} different models, plugin sources, recipe options "
+                     f"or audio, so they are not averaged: {'; '.join(names)}. `ascbench run` reruns the seeds whose "
+                     "identity differs from today's code and data.")  # fmt: skip
+    return rows, notes
 
 
 def _summarise(system: str, records: Sequence[Record]) -> dict[str, object]:

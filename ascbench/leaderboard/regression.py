@@ -2,8 +2,10 @@
 
 Only comparable numbers are compared: records of the same data set *fingerprint*, fraction and
 profile as the reference. A system regresses when its mean accuracy drops by more than the
-tolerance, its parameters or MACs grow, it newly breaks a DCASE limit, or it has no records at
-all (a system that silently stopped running is the worst regression).
+tolerance, its parameters or MACs grow, it newly breaks a DCASE limit, it has no records at all
+(a system that silently stopped running is the worst regression) or fewer seeds than the
+reference (a mean over fewer seeds is another number). A record of the group that cannot be
+used (damaged, edited, its predictions unreadable) fails the check too: it hides a run.
 """
 
 from __future__ import annotations
@@ -50,12 +52,18 @@ def _pct(value: Any) -> str:
     return "—" if value is None or pd.isna(value) else f"{float(value) * 100:.2f} %"
 
 
-def check_entry(entry: dict[str, Any], records: Iterable[Record], tolerance_acc: float = DEFAULT_TOLERANCE_ACC) -> CheckReport:
+def check_entry(
+    entry: dict[str, Any],
+    records: Iterable[Record],
+    tolerance_acc: float = DEFAULT_TOLERANCE_ACC,
+    invalid: Iterable[tuple[str, str, str]] = (),
+) -> CheckReport:
     """Compare one reference leaderboard entry (from the exported JSON) with ``records``.
 
     ``records`` may hold anything; only those of the entry's group are used. Records of the same
     data set name with another fingerprint are mentioned in ``notes`` (different data, so they
-    cannot vouch for the reference), never compared.
+    cannot vouch for the reference), never compared. ``invalid`` holds (record slug, path,
+    reason) of the store's unusable records; those of the entry's group are regressions.
     """
     if tolerance_acc < 0:
         raise ValueError(f"tolerance_acc must be >= 0, got {tolerance_acc}")
@@ -73,14 +81,23 @@ def check_entry(entry: dict[str, Any], records: Iterable[Record], tolerance_acc:
             f"records of {group.dataset} with other fingerprints ({', '.join(sorted(other_fingerprints))}) "
             f"were not compared: they come from different data than the reference ({group.fingerprint})"
         )
-    current = build_leaderboard(mine) if mine else pd.DataFrame(columns=["system"])
+    current = build_leaderboard(mine) if mine else pd.DataFrame(columns=["system", "seeds"])
     reference = {row["system"]: row for row in entry["rows"]}
+    prefix = f"{group.dataset}-{group.fingerprint}/"
+    suffix = f"/{group.split}/{group.profile}/"
+    for slug, path, reason in invalid:
+        if slug.startswith(prefix) and suffix in slug:
+            system = slug[len(prefix) : slug.index(suffix, len(prefix))]
+            report.regressions.append(Finding(system, f"unusable record ({reason})", "a record", path))
     report.new_systems = sorted(set(current.index) - set(reference))
     for system, ref in reference.items():
         if system not in current.index:
             report.regressions.append(Finding(system, "missing: no current record", f"{ref.get('seeds', '?')} seed(s)", "none"))
             continue
         report.compared.append(system)
+        ref_seeds, cur_seeds = ref.get("seeds"), int(current.loc[system, "seeds"])
+        if ref_seeds is not None and cur_seeds < int(ref_seeds):
+            report.regressions.append(Finding(system, "fewer seeds than the reference", f"{int(ref_seeds)} seed(s)", f"{cur_seeds}"))
         report.regressions += _compare_row(system, ref, current.loc[system], tolerance_acc)
     return report
 

@@ -9,6 +9,8 @@ to guess: accuracies are fractions in [0, 1]; ``attenuation_pct`` is (seen - uns
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -94,6 +96,17 @@ class Record:
     what ``--checkpoint`` and ``ascbench predict`` load), ``int8`` (the quantized artifact)."""
     notes: dict[str, Any] = field(default_factory=dict)
     """What the recipe wants on record: epochs run, reused teacher stages, teacher accuracy."""
+    identity: dict[str, str] = field(default_factory=dict)
+    """What decides the run's numbers besides its key, as digests (:mod:`ascbench.runner.identity`):
+    ``model`` (architecture and parameter shapes), ``source`` (the plugin's files), ``config`` (the
+    recipe options, seed left out) and ``audio`` (the data set's audio bytes). A record whose
+    identity differs from the current one is rerun, never reused. Empty in records made before
+    ascbench kept identities."""
+    predictions_sha256: str | None = None
+    """sha256 of the predictions file as written, so a damaged or swapped file is caught on load."""
+    checksum: str | None = None
+    """sha256 of the rest of the record as written (:func:`record_checksum`): a record edited by
+    hand no longer matches it and is reported, never shown. None in records made before."""
     schema: str = SCHEMA
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -115,8 +128,23 @@ class Record:
             predictions_file=data.get("predictions_file"),
             artifacts=data.get("artifacts", {}),
             notes=data.get("notes", {}),
+            identity=data.get("identity", {}),
+            predictions_sha256=data.get("predictions_sha256"),
+            checksum=data.get("checksum"),
             schema=data["schema"],
         )
+
+
+def record_checksum(record: Record) -> str:
+    """sha256 of the record's canonical JSON with ``checksum`` left out.
+
+    Why a checksum rather than recomputing every figure on load: most figures (complexity, int8
+    agreement, timings, provenance) cannot be recomputed from the predictions, and a hand edit of
+    any of them is as wrong as an edited accuracy."""
+    data = record.to_json_dict()
+    data.pop("checksum", None)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def audio_outside_split(record: Record) -> list[str]:

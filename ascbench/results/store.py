@@ -3,20 +3,31 @@
 A record's existence is what tells the runner a run is done, so a record must never exist half
 written: every file is written to a temporary file in the same directory, fsynced and moved into
 place with ``os.replace`` (atomic on POSIX), and the per-clip predictions are written before the
-JSON that references them. A JSON file that does not parse is treated as absent and reported,
-never trusted, so an interrupted run is simply run again.
+JSON that references them.
 
-Layout: ``records/<RunKey.slug()>.json`` and ``records/<RunKey.slug()>.predictions.npz``.
+A record is only believed when it is intact: its ``checksum`` matches its content (a hand edit
+does not), and its predictions file is readable and matches the sha256 the record holds. A
+record that fails either is reported with the reason and treated as absent: the board is built
+from the rest and ``run`` repeats that run. Records made before checksums existed are checked by
+recomputing their accuracy from their predictions.
+
+Layout: ``records/<RunKey.slug()>.json`` and ``records/<RunKey.slug()>.<sha>.predictions.npz``.
+The predictions file is named by its content, so a rerun writes beside the old one and the old
+record stays whole until the new record replaces it: at no instant is there no record, or a
+record paired with another run's predictions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import io
 import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -24,14 +35,20 @@ from typing import IO
 import numpy as np
 
 from ascbench.data.layout import parse_fraction
+from ascbench.evaluation.metrics import macro_class_accuracy
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.paths import records_dir
-from ascbench.results.record import Record, RunKey
+from ascbench.results.record import Record, RunKey, record_checksum
 
 log = logging.getLogger(__name__)
 
 RECORD_SUFFIX = ".json"
 PREDICTIONS_SUFFIX = ".predictions.npz"
+TEMP_SUFFIX = ".tmp"
+STALE_TEMP_S = 60.0
+"""A temporary file of the store older than this belongs to a writer that died (a write takes
+milliseconds): it is removed when the same record is written again or the store is swept."""
+ACCURACY_TOLERANCE = 1e-9
 
 
 class RecordNotFoundError(LookupError):
@@ -60,35 +77,53 @@ class ResultsStore:
 
     def __init__(self, home: Path | str | None = None) -> None:
         self.root = records_dir(home)
+        self._predictions: dict[Path, tuple[str, ClipPredictions]] = {}
+        """Predictions already read and checked, by path, with the sha256 they were read at."""
 
     def record_path(self, key: RunKey) -> Path:
         return self.root / f"{key.slug()}{RECORD_SUFFIX}"
 
-    def predictions_path(self, key: RunKey) -> Path:
-        return self.root / f"{key.slug()}{PREDICTIONS_SUFFIX}"
+    def predictions_path(self, record: Record) -> Path | None:
+        """The predictions file ``record`` names (None when it was stored without predictions)."""
+        if record.predictions_file is None:
+            return None
+        return self.record_path(record.key).parent / record.predictions_file
 
     def write(self, record: Record, predictions: ClipPredictions | None = None) -> Path:
         """Store ``record`` (and its per-clip predictions) atomically; returns the JSON path.
 
-        The stored copy's ``predictions_file`` names the ``.npz`` written here. Without
-        ``predictions`` the record may still reference an existing predictions file beside it;
-        otherwise a predictions file left by an earlier run with the same key is removed, so a
-        record never points at another run's predictions.
+        The stored copy names the ``.npz`` written here and carries its sha256 and the record's
+        own checksum. Without ``predictions`` the record may still reference an existing
+        predictions file beside it. Predictions files of the same key that the new record does
+        not name are removed once it is in place.
         """
         path = self.record_path(record.key)
-        npz_path = self.predictions_path(record.key)
+        data: bytes | None = None
         if predictions is not None:
             if len(predictions) != record.metrics.n_test:
                 raise ValueError(
                     f"record {record.key.slug()}: {len(predictions)} predictions but metrics.n_test = {record.metrics.n_test}"
                 )
-            record = dataclasses.replace(record, predictions_file=npz_path.name)
-        elif record.predictions_file is not None and not (path.parent / record.predictions_file).is_file():
-            raise ValueError(
-                f"record {record.key.slug()} references predictions {record.predictions_file!r}, "
-                f"which is not in {path.parent}; pass predictions= to write them"
-            )
+            buffer = io.BytesIO()
+            _save_predictions(buffer, predictions)
+            data = buffer.getvalue()
+            digest = hashlib.sha256(data).hexdigest()
+            name = f"{path.name[: -len(RECORD_SUFFIX)]}.{digest[:12]}{PREDICTIONS_SUFFIX}"
+            record = dataclasses.replace(record, predictions_file=name, predictions_sha256=digest)
+        elif record.predictions_file is not None:
+            existing = path.parent / record.predictions_file
+            if Path(record.predictions_file).name != record.predictions_file or not existing.is_file():
+                raise ValueError(
+                    f"record {record.key.slug()} references predictions {record.predictions_file!r}, "
+                    f"which is not in {path.parent}; pass predictions= to write them"
+                )
+            if record.predictions_sha256 is None:
+                record = dataclasses.replace(record, predictions_sha256=hashlib.sha256(existing.read_bytes()).hexdigest())
+        else:
+            record = dataclasses.replace(record, predictions_sha256=None)
+        record = dataclasses.replace(record, checksum=None)
         try:
+            record = dataclasses.replace(record, checksum=record_checksum(record))
             text = json.dumps(record.to_json_dict(), indent=2, allow_nan=False) + "\n"
         except (TypeError, ValueError) as error:
             raise ValueError(
@@ -97,27 +132,43 @@ class ResultsStore:
             ) from None
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        if predictions is not None:
-            # a forced re-run: the old record goes first, so that a crash before the new one lands
-            # leaves no record (the run is repeated), never the old one over the new predictions
-            path.unlink(missing_ok=True)
-            _atomic_write(npz_path, lambda f: _save_predictions(f, predictions))
+        _remove_stale_temporaries(path.parent, path.name[: -len(RECORD_SUFFIX)])
+        if data is not None:
+            _atomic_write(path.parent / record.predictions_file, lambda f: f.write(data))
         _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-        if predictions is None and record.predictions_file is None:
-            npz_path.unlink(missing_ok=True)
+        for old in _predictions_files(path):
+            if old.name != record.predictions_file:
+                old.unlink(missing_ok=True)
         return path
 
+    def remove_stale_temporaries(self, max_age_s: float = STALE_TEMP_S) -> list[Path]:
+        """Delete temporary files that writers killed mid-write left anywhere in the store."""
+        removed = []
+        cutoff = time.time() - max_age_s
+        for leftover in self.root.rglob(f".*{TEMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+                    removed.append(leftover)
+        return removed
+
     def exists(self, key: RunKey) -> bool:
-        """True only for a complete, parseable record of ``key``; a corrupt one is logged and absent."""
+        """True only for an intact record of ``key`` (see :meth:`usable`)."""
+        return self.usable(key) is not None
+
+    def usable(self, key: RunKey) -> Record | None:
+        """The record of ``key`` when it is intact, with readable predictions that reproduce its
+        accuracy; otherwise None, and the reason is logged (the run will be repeated)."""
         path = self.record_path(key)
         if not path.is_file():
-            return False
+            return None
         try:
-            self._load(path)
+            record = self._load(path)
+            self.verify(record)
         except CorruptRecordError as error:
             log.warning("ignoring unusable record (the run will be repeated): %s", error)
-            return False
-        return True
+            return None
+        return record
 
     def read(self, key: RunKey) -> Record:
         path = self.record_path(key)
@@ -143,7 +194,8 @@ class ResultsStore:
         system: str | None = None,
         profile: str | None = None,
     ) -> Iterator[Record]:
-        """Every usable record matching the given key fields, in path order; unusable files are logged."""
+        """Every intact record matching the given key fields, in path order; the others are
+        logged and left out (:meth:`invalid_records` lists them with their reasons)."""
         wanted_fraction = parse_fraction(fraction) if fraction is not None else None
         for path in sorted(self.root.rglob(f"*{RECORD_SUFFIX}")):
             try:
@@ -160,39 +212,71 @@ class ResultsStore:
                 continue
             if profile is not None and key.profile != profile:
                 continue
+            try:
+                self.verify(record)
+            except CorruptRecordError as error:
+                log.warning("skipping unusable record: %s", error)
+                continue
             yield record
 
     def invalid_records(self) -> list[InvalidRecord]:
-        """JSON files in the store that are not usable records (for ``ascbench check``)."""
+        """Record files that are not usable records, with the reason (for boards and ``check``)."""
         invalid = []
         for path in sorted(self.root.rglob(f"*{RECORD_SUFFIX}")):
             try:
-                self._load(path)
+                self.verify(self._load(path))
             except CorruptRecordError as error:
-                invalid.append(InvalidRecord(path, error.reason))
+                invalid.append(InvalidRecord(path, error.reason if error.path == path else f"{error.path.name}: {error.reason}"))
         return invalid
 
+    def verify(self, record: Record) -> None:
+        """Raise :class:`CorruptRecordError` unless ``record``'s predictions (if it has any) are
+        intact and reproduce its accuracy."""
+        if record.predictions_file is not None:
+            self.load_predictions(record)
+
     def load_predictions(self, record: Record) -> ClipPredictions:
-        """The per-clip predictions a stored record references."""
-        if record.predictions_file is None:
+        """The per-clip predictions a stored record references, checked against the record.
+
+        Any damage (a truncated or bit-flipped file, another run's file) is a
+        :class:`CorruptRecordError` naming the file, never a zip or zlib traceback."""
+        path = self.predictions_path(record)
+        if path is None:
             raise FileNotFoundError(f"record {record.key.slug()} was stored without per-clip predictions")
         if Path(record.predictions_file).name != record.predictions_file:
-            raise ValueError(f"record {record.key.slug()}: predictions_file {record.predictions_file!r} is not a plain file name")
-        path = self.record_path(record.key).parent / record.predictions_file
+            raise CorruptRecordError(self.record_path(record.key),
+                                     f"predictions_file {record.predictions_file!r} is not a plain file name")  # fmt: skip
         try:
-            with np.load(path, allow_pickle=False) as data:
-                predictions = ClipPredictions(
-                    filenames=tuple(data["filenames"].tolist()),
-                    labels=data["labels"],
-                    scores=data["scores"],
-                    scores_are=str(data["scores_are"]),
-                )
+            data = path.read_bytes()
         except FileNotFoundError:
-            raise FileNotFoundError(f"record {record.key.slug()}: predictions file {path} is missing") from None
-        except (KeyError, ValueError, OSError) as error:
+            raise CorruptRecordError(path, "the predictions file the record names is missing") from None
+        except OSError as error:
             raise CorruptRecordError(path, f"unreadable predictions ({error})") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if record.predictions_sha256 is not None and digest != record.predictions_sha256:
+            raise CorruptRecordError(path, "the predictions file does not match the sha256 its record holds (damaged or replaced)")
+        cached = self._predictions.get(path)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                predictions = ClipPredictions(
+                    filenames=tuple(archive["filenames"].tolist()),
+                    labels=archive["labels"],
+                    scores=archive["scores"],
+                    scores_are=str(archive["scores_are"]),
+                )
+        except Exception as error:  # zipfile, zlib, numpy and KeyError all mean one thing: damaged
+            raise CorruptRecordError(path, f"unreadable predictions ({type(error).__name__}: {error})") from None
         if len(predictions) != record.metrics.n_test:
             raise CorruptRecordError(path, f"{len(predictions)} predictions but the record says n_test = {record.metrics.n_test}")
+        recomputed = macro_class_accuracy(np.asarray(predictions.labels), np.asarray(predictions.scores).argmax(axis=1))
+        if recomputed is None or abs(recomputed - record.metrics.accuracy) > ACCURACY_TOLERANCE:
+            raise CorruptRecordError(
+                self.record_path(record.key),
+                f"accuracy {record.metrics.accuracy!r} is not what its predictions give ({recomputed!r}): edited after the run?",
+            )
+        self._predictions[path] = (digest, predictions)
         return predictions
 
     def _load(self, path: Path) -> Record:
@@ -202,8 +286,17 @@ class ResultsStore:
             raise CorruptRecordError(path, f"not valid JSON (partial write?): {error}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CorruptRecordError(path, f"not a run record: {type(error).__name__}: {error}") from None
+        except OSError as error:
+            raise CorruptRecordError(path, f"unreadable ({error})") from None
         if self.record_path(record.key) != path:
             raise CorruptRecordError(path, f"holds the record of {record.key.slug()}, which belongs elsewhere")
+        if record.checksum is not None:
+            try:
+                expected = record_checksum(record)
+            except (TypeError, ValueError) as error:
+                raise CorruptRecordError(path, f"not a run record: {error}") from None
+            if expected != record.checksum:
+                raise CorruptRecordError(path, "its content does not match the checksum written with it (edited after the run?)")
         return record
 
 
@@ -217,9 +310,26 @@ def _save_predictions(file: IO[bytes], predictions: ClipPredictions) -> None:
     )
 
 
+def _predictions_files(record_path: Path) -> list[Path]:
+    """Every predictions file of the record at ``record_path``: content-named ones and the
+    ``<seed>.predictions.npz`` of records made before predictions were named by content."""
+    stem = record_path.name[: -len(RECORD_SUFFIX)]
+    folder = record_path.parent
+    return [*folder.glob(f"{stem}.*{PREDICTIONS_SUFFIX}"), *folder.glob(f"{stem}{PREDICTIONS_SUFFIX}")]
+
+
+def _remove_stale_temporaries(folder: Path, stem: str, max_age_s: float = STALE_TEMP_S) -> None:
+    """Temporary files of one record that a killed writer left (``.seed0.json.x1y2.tmp``)."""
+    cutoff = time.time() - max_age_s
+    for leftover in folder.glob(f".{stem}.*{TEMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+
+
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write via a temporary file in the same directory, fsync, then ``os.replace`` into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as file:
             write(file)

@@ -2,8 +2,9 @@
 
 This is the only place that strings the stages together, so the local and the Ray executor
 produce identical records: both call :func:`execute_run`. A run writes its record last; if
-anything fails or the user interrupts, no record exists and the next identical command resumes
-from the training checkpoints in the run's work directory.
+anything fails or the user interrupts, the store holds what it held before (the previous record,
+if any, and the files it names), and the next identical command resumes from the training
+checkpoints in the run's work directory.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ascbench.data.content import audio_digest
 from ascbench.data.dataset import Dataset, DataSplit
 from ascbench.data.reader import load_dataset, load_split
 from ascbench.evaluation.complexity import measure_complexity
@@ -26,6 +29,7 @@ from ascbench.evaluation.metrics import evaluate
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.evaluation.quantize import int8_agreement, quantize_int8
 from ascbench.features.cache import CachedFeatures, load_features
+from ascbench.locking import exclusive
 from ascbench.paths import checkpoints_dir, resolve_home
 from ascbench.recipes.base import Recipe, RecipeContext, RecipeResult
 from ascbench.recipes.supervised import SupervisedRecipe
@@ -33,6 +37,8 @@ from ascbench.recipes.teachers import with_checkpoint_teacher
 from ascbench.results.provenance import clock, collect
 from ascbench.results.record import Record, RunKey, audio_outside_split
 from ascbench.results.store import ResultsStore
+from ascbench.runner.identity import run_identity
+from ascbench.results.identity import identity_changes, identity_label
 from ascbench.runner.request import RunOutcome, RunRequest
 from ascbench.systems.checkpoint import load_trained_model, read_checkpoint, save_trained_model
 from ascbench.systems.registry import Registry, discover, model_input_shape, validate_system
@@ -118,25 +124,36 @@ def run_key(request: RunRequest, dataset: Dataset) -> RunKey:
     return RunKey(request.recorded_system, dataset.name, dataset.fingerprint, request.fraction, request.seed, request.profile)
 
 
-def execute_run(
-    request: RunRequest,
-    *,
-    registry: Registry | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> RunOutcome:
-    """Run ``request`` unless its complete record exists (and ``force`` is off)."""
-    home = resolve_home(request.home)
-    store = ResultsStore(home)
-    dataset = load_dataset(request.data_root)
-    key = run_key(request, dataset)
-    if store.exists(key) and not request.force:
-        return RunOutcome(request, store.read(key), store.record_path(key), skipped=True)
+@dataclass
+class PreparedRun:
+    """A request resolved against today's code and data: what it would compute, and its identity."""
 
+    request: RunRequest
+    home: Path
+    dataset: Dataset
+    key: RunKey
+    spec: SystemSpec
+    recipe: Recipe
+    config: RunConfig
+    model: nn.Module
+    """The freshly built model, initialised under the run's seed: what training starts from."""
+    identity: dict[str, str]
+
+    @property
+    def run_dir(self) -> Path:
+        return checkpoints_dir(self.home) / self.key.slug()
+
+
+def prepare_run(request: RunRequest, registry: Registry | None = None) -> PreparedRun:
+    """Resolve ``request``: data set, system, recipe options and the run's identity.
+
+    The model is built here, under the run's seed, both to check the plugin before any feature is
+    computed (minutes on real data) and because its architecture is part of the identity.
+    """
+    home = resolve_home(request.home)
+    dataset = load_dataset(request.data_root)
     registry = registry if registry is not None else discover(request.submissions)
     spec = registry.get(request.system)
-    split = load_split(dataset, request.fraction)
-    device = resolve_device(request.device)
     recipe = system_recipe(spec)
     config = RunConfig(
         system=spec.name,
@@ -153,16 +170,96 @@ def execute_run(
         teacher_seed=request.effective_teacher_seed if request.teacher is not None else None,
         pool_kd=request.pool_kd if request.teacher is not None else None,
     )
-    provenance = collect(config, list(request.command) or None)
-    run_dir = checkpoints_dir(home) / key.slug()
-    if request.force and run_dir.exists():
-        shutil.rmtree(run_dir)  # --force retrains from scratch: its epoch checkpoints would be resumed from
+    torch.manual_seed(request.seed)  # the initial weights are part of what the seed decides
+    model = validate_system(spec)
+    varying = ("seed", "teacher_seed") if request.teacher_seed is None else ("seed",)  # a teacher seed that follows the run's
+    identity = run_identity(model, [spec.build_model, spec.recipe], config, audio_digest(dataset, home), varying)
+    return PreparedRun(request, home, dataset, run_key(request, dataset), spec, recipe, config, model, identity)
+
+
+def recorded_outcome(run: PreparedRun, store: ResultsStore, log: Callable[[str], None] = print) -> RunOutcome | None:
+    """The outcome of ``run`` when an intact record of it exists with the same identity (and the
+    run is not forced); None when it must run. A record made by other code or data is named with
+    what changed, then rerun."""
+    if run.request.force:
+        return None
+    recorded = store.usable(run.key)
+    if recorded is None:
+        return None
+    changes = identity_changes(recorded.identity, run.identity)
+    if changes:
+        log(f"{run.request.label()}: rerun, since {'; '.join(changes)} changed since it was recorded")
+        return None
+    return RunOutcome(run.request, recorded, store.record_path(run.key), skipped=True)
+
+
+def execute_run(
+    request: RunRequest,
+    *,
+    registry: Registry | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunOutcome:
+    """Run ``request`` unless an intact record of the same run and identity exists (and ``force``
+    is off).
+
+    One process at a time runs a given run key (a second one waits, then finds the record). The
+    run writes into directories of its own and its record last, so a run that fails or is
+    interrupted, forced or not, leaves the previous record and everything it names untouched.
+    """
+    run = prepare_run(request, registry)
+    store = ResultsStore(run.home)
+    run_dir = run.run_dir
+    lock = run_dir.parent / f"{run_dir.name}.lock"
+    with exclusive(lock, on_wait=lambda: log(f"{request.label()}: another process is running it; waiting for it to finish")):
+        outcome = recorded_outcome(run, store, log)
+        if outcome is not None:
+            return outcome
+        attempt = uuid.uuid4().hex[:8]
+        # resumable epoch checkpoints belong to one identity; --force starts afresh, beside them
+        workdir = run_dir / (f"force-{attempt}" if request.force else f"train-{identity_label(run.identity)}")
+        out_dir = run_dir / f"{ARTIFACTS_PREFIX}{attempt}"
+        try:
+            record, predictions = _train_and_measure(run, store, workdir / "train", out_dir, progress, log)
+            path = store.write(record, predictions)
+        except BaseException:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if request.force:
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        _remove_superseded(run_dir, keep={out_dir.name})
+    return RunOutcome(request, store.read(run.key), path)
+
+
+ARTIFACTS_PREFIX = "artifacts-"
+"""Each attempt writes its model and int8 files into ``artifacts-<id>/`` of the run's directory,
+so a failed or interrupted rerun can never have replaced the files the standing record names."""
+
+
+def _remove_superseded(run_dir: Path, keep: set[str]) -> None:
+    """After a new record is in place: earlier attempts' files, the finished training's epoch
+    checkpoints (and older identities'), and the ``model.pt``/``int8`` of the layout before
+    attempts had folders of their own."""
+    for child in run_dir.iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _train_and_measure(
+    run: PreparedRun, store: ResultsStore, workdir: Path, out_dir: Path, progress: bool, log: Callable[[str], None]
+) -> tuple[Record, ClipPredictions]:
+    """Train (or load) the model, evaluate it, measure the deployable model, and build the record."""
+    request, spec, home, dataset, model = run.request, run.spec, run.home, run.dataset, run.model
+    split = load_split(dataset, request.fraction)
+    device = resolve_device(request.device)
+    provenance = collect(run.config, list(request.command) or None)
     timings: dict[str, float] = {}
 
     with clock(provenance) as run_clock:
-        torch.manual_seed(request.seed)  # the initial weights are part of what the seed decides
-        model = validate_system(spec)  # a broken plugin fails before its features are computed (minutes on real data)
-
         started = time.perf_counter()
         with global_rng_preserved():  # built or read from the cache, the draws after it are the same
             features = load_features(dataset, spec.frontend, home=home, progress=progress)
@@ -180,7 +277,7 @@ def execute_run(
                 profile=request.profile,
                 seed=request.seed,
                 device=device,
-                workdir=run_dir / "train",
+                workdir=workdir,
                 home=home,
                 ablate=frozenset(request.ablate),
                 progress=progress,
@@ -189,7 +286,7 @@ def execute_run(
                        "pool_kd": request.pool_kd},
             )
             started = time.perf_counter()
-            result = recipe.fit(model, ctx)
+            result = run.recipe.fit(model, ctx)
             timings["train_s"] = time.perf_counter() - started
             timings.update(result.stage_seconds)
         model = result.model.to("cpu").eval()
@@ -203,15 +300,15 @@ def execute_run(
         timings["eval_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        complexity, artifacts = measure_deployable(spec, model, result, features, split, run_dir, home, predictions)
+        complexity, artifacts = measure_deployable(spec, model, result, features, split, out_dir, home, predictions)
         timings["complexity_s"] = time.perf_counter() - started
 
-        model_path = save_trained_model(model, spec, run_dir / "model.pt", meta={"run": key.slug()})
+        model_path = save_trained_model(model, spec, out_dir / "model.pt", meta={"run": run.key.slug()})
         artifacts["model"] = str(model_path.relative_to(home))
     timings["total_s"] = run_clock.elapsed_s or 0.0
 
     record = Record(
-        key=key,
+        key=run.key,
         system=spec.summary(),
         metrics=metrics,
         complexity=complexity,
@@ -219,9 +316,9 @@ def execute_run(
         provenance=provenance,
         artifacts=artifacts,
         notes=dict(result.notes),
+        identity=dict(run.identity),
     )
-    path = store.write(record, predictions)
-    return RunOutcome(request, store.read(key), path)
+    return record, predictions
 
 
 def predict_test(model: nn.Module, features: CachedFeatures, split: DataSplit, device: torch.device) -> ClipPredictions:
@@ -238,7 +335,7 @@ def measure_deployable(
     result: RecipeResult,
     features: CachedFeatures,
     split: DataSplit,
-    run_dir: Path,
+    out_dir: Path,
     home: Path,
     predictions: ClipPredictions,
 ):
@@ -257,7 +354,7 @@ def measure_deployable(
     float_classes = torch.from_numpy(np.asarray(predictions.scores)[picked].argmax(-1))
     calibration = _model_inputs(spec, features.batch(train_rows))
     try:
-        artifact = quantize_int8(result.quantized_model or model, calibration, run_dir / "int8")
+        artifact = quantize_int8(result.quantized_model or model, calibration, out_dir / "int8")
     except Exception as error:  # a model the int8 path cannot convert is recorded, not fatal
         result.notes["int8_error"] = f"{type(error).__name__}: {error}"
         return complexity, artifacts

@@ -27,7 +27,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ascbench.data.reader import load_dataset
 from ascbench.paths import resolve_home
 from ascbench.results.store import ResultsStore
 from ascbench.runner.request import RunOutcome, RunRequest
@@ -70,26 +69,33 @@ def plan(requests: Sequence[RunRequest]) -> list[int | None]:
 
 
 def already_recorded(requests: Sequence[RunRequest]) -> dict[int, RunOutcome]:
-    """Outcomes of the requests whose complete record exists (and that are not forced)."""
-    from ascbench.runner.execute import run_key
+    """Outcomes of the requests whose intact record of the same identity exists (and that are not
+    forced): the same test as :func:`ascbench.runner.execute.recorded_outcome`, so a record made
+    by an edited plugin or other audio is rerun on Ray too."""
+    from ascbench.runner.execute import prepare_run, recorded_outcome
+    from ascbench.systems.registry import PLUGIN_ERRORS, discover
 
-    datasets: dict[Path, Any] = {}
     done: dict[int, RunOutcome] = {}
+    registry = None
     for index, request in enumerate(requests):
         if request.force:
             continue
-        root = Path(request.data_root)
-        if root not in datasets:
-            datasets[root] = load_dataset(root)
-        store = ResultsStore(request.home)
-        key = run_key(request, datasets[root])
-        if store.exists(key):
-            done[index] = RunOutcome(request, store.read(key), store.record_path(key), skipped=True)
+        registry = registry if registry is not None else discover(request.submissions)
+        try:
+            run = prepare_run(request, registry)
+        except PLUGIN_ERRORS:  # the run itself reports it, on its worker
+            continue
+        outcome = recorded_outcome(run, ResultsStore(request.home))
+        if outcome is not None:
+            done[index] = outcome
     return done
 
 
 def _execute(request: RunRequest, threads: int, after: RunOutcome | None = None) -> RunOutcome:
     """The body of one Ray task (module level, so workers import it instead of unpickling code).
+
+    A run's failure is returned as its outcome, with the local executor's rule of what a failure is
+    (:data:`ascbench.runner.local.RECOVERABLE`), so one plugin's bug costs that run only.
 
     The run computes with as many threads as CPUs it reserved: more would oversubscribe the node,
     and a run's floating-point results depend on its thread count, so the same request gives the
@@ -98,7 +104,7 @@ def _execute(request: RunRequest, threads: int, after: RunOutcome | None = None)
     import torch
 
     from ascbench.runner.execute import execute_run
-    from ascbench.runner.local import RECOVERABLE
+    from ascbench.runner.local import RECOVERABLE, run_error
 
     torch.set_num_threads(threads)
     if after is not None and after.error is not None:
@@ -106,7 +112,10 @@ def _execute(request: RunRequest, threads: int, after: RunOutcome | None = None)
     try:
         return execute_run(request, progress=False)
     except RECOVERABLE as error:
-        return RunOutcome(request, None, None, error=f"{type(error).__name__}: {error}")
+        # caught here, not left to Ray: an exception escaping the task would reach the runs that
+        # wait on this one as their own error, and a SystemExit ends the worker process, which Ray
+        # takes for a crashed worker and retries the run (ray-project/ray#40358)
+        return RunOutcome(request, None, None, error=run_error(error))
 
 
 def run_with_ray(

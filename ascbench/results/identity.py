@@ -1,0 +1,40 @@
+"""Comparing run identities (what :mod:`ascbench.runner.identity` computes for a run and every
+record carries): whether a record may stand for today's run, and how to name rows of one system
+made by different code or data. Pure functions of the recorded digests, so the leaderboard can
+use them without importing the runner or torch."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ascbench.results.provenance import canonical_json
+
+COMPARED: tuple[tuple[str, str], ...] = (
+    ("model", "the model's architecture or parameter shapes"),
+    ("source", "the plugin's source files"),
+    ("config", "the recipe options"),
+    ("audio", "the data set's audio content"),
+)
+"""Identity fields that must match for a record to be reused, and how a change is said."""
+
+
+def identity_changes(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
+    """What differs between a record's identity and the current one, as phrases; empty when the
+    record may be reused."""
+    if not recorded:
+        return ["the record predates run identities, so what made it cannot be checked"]
+    changes = []
+    for field, said in COMPARED:
+        if recorded.get(field) != current.get(field):
+            if field == "model" and recorded.get("params") != current.get("params"):
+                said += f" (parameters {recorded.get('params')} → {current.get('params')})"
+            changes.append(said)
+    return changes
+
+
+def identity_label(identity: dict[str, str]) -> str:
+    """A short name for one identity, to tell apart board rows of one system made by different
+    code or data."""
+    if not identity:
+        return "pre-identity"
+    return hashlib.sha256(canonical_json({k: identity.get(k) for k, _ in COMPARED}).encode()).hexdigest()[:8]
