@@ -47,7 +47,7 @@ PREDICTIONS_SUFFIX = ".predictions.npz"
 TEMP_SUFFIX = ".tmp"
 STALE_TEMP_S = 60.0
 """A temporary file of the store older than this belongs to a writer that died (a write takes
-milliseconds): it is removed when the same record is written again or the store is swept."""
+milliseconds): it is removed when the same record is written again."""
 ACCURACY_TOLERANCE = 1e-9
 
 
@@ -140,17 +140,6 @@ class ResultsStore:
             if old.name != record.predictions_file:
                 old.unlink(missing_ok=True)
         return path
-
-    def remove_stale_temporaries(self, max_age_s: float = STALE_TEMP_S) -> list[Path]:
-        """Delete temporary files that writers killed mid-write left anywhere in the store."""
-        removed = []
-        cutoff = time.time() - max_age_s
-        for leftover in self.root.rglob(f".*{TEMP_SUFFIX}"):
-            with contextlib.suppress(FileNotFoundError):
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
-                    removed.append(leftover)
-        return removed
 
     def exists(self, key: RunKey) -> bool:
         """True only for an intact record of ``key`` (see :meth:`usable`)."""
