@@ -184,6 +184,9 @@ def prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path 
 def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path | None) -> TeacherStage:
     features = ctx.features_for(teacher_frontend(config.kind))
     dataset = ctx.split.dataset
+    # the stages learn from the audio: keyed by its content too, so audio rewritten in place (same
+    # names and sizes, the same data set fingerprint) never reuses a teacher trained on the old audio
+    data_identity = hashlib.sha256(f"{dataset.fingerprint}|{features.key}".encode()).hexdigest()[:16]
     seconds: dict[str, float] = {}
     reused: dict[str, bool] = {}
     name = config.name if checkpoint is None else f"{config.kind}-checkpoint"  # a local teacher has its own size
@@ -202,7 +205,7 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
         pre_hash = config_hash(config.pretrain)
         if in_precision:
             pre_hash = hashlib.sha256(f"{pre_hash}{in_precision}".encode()).hexdigest()
-        pre_key = TeacherStageKey("pretrain", config.name, pre_hash, dataset.fingerprint, config.seed, ctx.split.fraction)
+        pre_key = TeacherStageKey("pretrain", config.name, pre_hash, data_identity, config.seed, ctx.split.fraction)
         started = time.perf_counter()
 
         def build_pretrained(directory: Path) -> dict:
@@ -225,7 +228,7 @@ def _prepare_teacher(ctx: RecipeContext, config: TeacherConfig, checkpoint: Path
     # one digest of everything the fine-tuned teacher depends on: the stage directory is named by
     # its first 12 hex digits, so the source must change them (appended, it was cut off)
     fine_hash = hashlib.sha256(f"{config_hash(config.finetune)}|{source}|revision {FINETUNE_REVISION}{in_precision}".encode()).hexdigest()
-    fine_key = TeacherStageKey("finetune", name, fine_hash, dataset.fingerprint, config.tuning_seed, ctx.split.fraction)
+    fine_key = TeacherStageKey("finetune", name, fine_hash, data_identity, config.tuning_seed, ctx.split.fraction)
     started = time.perf_counter()
 
     def build_finetuned(directory: Path) -> dict:
