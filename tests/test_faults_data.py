@@ -40,12 +40,7 @@ OLD = 1_600_000_000_000_000_000
 """An mtime far in the past (2020), so that no file counts as just written."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one intra-op thread is faster
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from ascbench.cli.main import app
+from test_cli_hardening import _folder
 from ascbench.results.store import ResultsStore
 from ascbench.runner.request import RunRequest
 from ascbench.systems import SystemLoadError, discover, validate_system
@@ -109,12 +109,6 @@ EXIT_IN_FORWARD = """
 """
 
 
-def _folder(tmp_path: Path, name: str, files: dict[str, str]) -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    for filename, body in files.items():
-        (folder / filename).write_text(textwrap.dedent(body))
-    return folder
 
 
 def _flat(text: str) -> str:
