@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import io
 import json
@@ -80,6 +79,7 @@ from ascbench.data.dataset import Dataset
 from ascbench.data.layout import CLIP_SAMPLES, SAMPLE_RATE
 from ascbench.features.audio import iter_batches
 from ascbench.features.frontends import Frontend
+from ascbench.locking import exclusive
 from ascbench.paths import features_dir
 
 FORMAT_VERSION = 1
@@ -391,20 +391,10 @@ def _remove_leftovers(directory: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path, directory: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path``; the kernel drops it if the process dies."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            Console(stderr=True).print(f"waiting for another process building {directory} ...", highlight=False)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _exclusive(lock_path: Path, directory: Path):
+    """The build lock of one cache (:func:`ascbench.locking.exclusive`), saying when it waits."""
+    return exclusive(lock_path, on_wait=lambda: Console(stderr=True).print(
+        f"waiting for another process building {directory} ...", highlight=False))
 
 
 @contextlib.contextmanager
