@@ -304,15 +304,18 @@ class _Interrupted(RuntimeError):
 
 
 class _FailingFeatures:
-    """A feature cache whose ``batch`` fails after ``calls`` reads, like a run killed mid-epoch."""
+    """A feature cache whose ``batch`` fails after ``calls`` reads, like a run killed mid-epoch; it
+    counts the reads, and has the cache's key (the run's identity), so a resumed run matches it."""
 
     def __init__(self, features, calls: int):
-        self.frontend, self.path, self._features, self._left = features.frontend, features.path, features, calls
+        self.frontend, self.path, self.key, self._features, self._left = features.frontend, features.path, features.key, features, calls
+        self.reads = 0
 
     def batch(self, rows):
         self._left -= 1
         if self._left < 0:
             raise _Interrupted
+        self.reads += 1
         return self._features.batch(rows)
 
 
@@ -338,7 +341,9 @@ def test_pretrain_writes_an_official_checkpoint_and_resumes_exactly(fbank_cache,
     with pytest.raises(_Interrupted):  # 1 read for the tokenizer statistics, 2 for epoch 1, dies in epoch 2
         pretrain_beats(_FailingFeatures(fbank_cache, 1 + 2 + 1), rows, config, tmp_path / "cut", seed=5, progress=False)
     assert (tmp_path / "cut" / RESUME_FILE).exists() and not (tmp_path / "cut" / CHECKPOINT_FILE).exists()
-    resumed = pretrain_beats(fbank_cache, rows, config, tmp_path / "cut", seed=5, progress=False)
+    counted = _FailingFeatures(fbank_cache, 10**6)
+    resumed = pretrain_beats(counted, rows, config, tmp_path / "cut", seed=5, progress=False)
+    assert counted.reads == 1 + 2  # the tokenizer statistics, then epoch 2 only: epoch 1 came from the checkpoint
     for (name, a), b in zip(encoder.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 

@@ -24,34 +24,38 @@ read it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
-import time
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import KaldiFbank
 from ascbench.teachers.beats import BEATS_BASE_RELPOS, BEATs, BEATsConfig, beats_macs, count_parameters
-from ascbench.training.precision import autocast
+from ascbench.training.checkpoint import save_atomic
+from ascbench.training.loop import Checkpointing, StepPlan, fit
+from ascbench.training.precision import precision_tag
+from ascbench.training.progress import stderr_log
 
 CHECKPOINT_FILE = "beats_pretrained.pt"
 """The pre-trained encoder in the official format, written to ``workdir`` at the end."""
 RESUME_FILE = "pretrain_state.pt"
 """Training state after each epoch, so that an interrupted run resumes there."""
 LOG_FILE = "pretrain_log.json"
+
+PRETRAIN_REVISION = 2
+"""Bumped whenever the code changes what a given :class:`BEATsPretrainConfig` produces. It is a
+field of the config, so it reaches the pre-trained stage's cache key (the config's hash) and
+encoders cached by older code are rebuilt, not reused. 2: the shared training loop
+(:mod:`ascbench.training.loop`): the students' warm-up (the first step at LR 0, where it was at
+1/warm-up) and its checkpoint format."""
 
 
 SMALL_MODEL = replace(
@@ -87,6 +91,8 @@ class BEATsPretrainConfig:
     grad_clip: float = 2.0
     stats_clips: int = 512
     """Clips used to measure the per-value patch statistics of the tokenizer."""
+    revision: int = field(default=PRETRAIN_REVISION, init=False)
+    """:data:`PRETRAIN_REVISION`: the code's, not a setting (hashed with the config)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.mask_ratio < 1:
@@ -207,6 +213,10 @@ def describe(config: BEATsPretrainConfig) -> dict[str, int]:
     return {"params": count_parameters(encoder), "macs_per_clip": beats_macs(encoder.cfg)}
 
 
+MaskedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""One pre-training batch: fbank ``[B, frames, mel]``, its patch labels ``[B, T]`` and the mask ``[B, T]``."""
+
+
 # -- training loop -------------------------------------------------------------------------------
 
 
@@ -244,112 +254,54 @@ def pretrain_beats(
     model.to(device)
     tokenizer.to(device)
 
-    steps_per_epoch = math.ceil(rows.size / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    plan = StepPlan.of(rows.size, config.batch_size, config.epochs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
-    warmup = max(1, round(config.warmup_fraction * total_steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _warmup_cosine(step, warmup, total_steps))
-    identity = _run_identity(features, rows, config, seed)
-    history: list[dict] = []
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
-    start_epoch = _resume(workdir / RESUME_FILE, identity, model, optimizer, schedule, scaler, history, device)
-    mask_generator = torch.Generator().manual_seed(seed + 2)
-
-    with torch.enable_grad(), _progress(progress, "BEATs pre-training", total_steps, done=start_epoch * steps_per_epoch) as advance:
-        for epoch in range(start_epoch, config.epochs):
-            mask_generator.manual_seed(seed * 100_003 + epoch)
-            order = np.random.default_rng([seed, epoch]).permutation(rows)
-            model.train()
-            started, totals = time.perf_counter(), np.zeros(3)
-            for first in range(0, order.size, config.batch_size):
-                fbank = features.batch(order[first : first + config.batch_size]).to(device, non_blocking=True)
-                labels = tokenizer(fbank)
-                mask = random_mask(*labels.shape, config.mask_ratio, mask_generator, device)
-                with autocast(device, precision):
-                    loss, accuracy = model.loss(fbank, labels, mask)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                schedule.step()
-                totals += (loss.item() * len(fbank), accuracy.item() * len(fbank), len(fbank))
-                advance(1)
-            history.append(
-                {"epoch": epoch + 1, "loss": float(totals[0] / totals[2]), "masked_accuracy": float(totals[1] / totals[2]),
-                 "seconds": time.perf_counter() - started}
-            )
-            state = {"identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "history": history, "rng": _rng_state()}
-            _save_atomic(state, workdir / RESUME_FILE)
+    checkpoint = Checkpointing(workdir / RESUME_FILE, _run_identity(features, rows, config, seed, precision))
+    fitted = fit(model, optimizer, _masked_batches(features, rows, tokenizer, config, seed, device), _masked_loss(model), plan,
+                 round(config.warmup_fraction * plan.total), device=device, precision=precision, grad_clip=config.grad_clip,
+                 checkpoint=checkpoint, progress=progress, description="BEATs pre-training",
+                 log=stderr_log(progress, "BEATs pre-training"))  # fmt: skip
 
     encoder = model.encoder.eval()
+    history = [{**stats.brief(), "seconds": stats.seconds} for stats in fitted.history]
     info = {"config": config.to_dict(), "seed": seed, "clips": int(rows.size), "history": history, **describe(config)}
-    _save_atomic(encoder.checkpoint(pretrain=info), workdir / CHECKPOINT_FILE)
+    save_atomic(workdir / CHECKPOINT_FILE, encoder.checkpoint(pretrain=info))
     (workdir / LOG_FILE).write_text(json.dumps(info, indent=1))
-    (workdir / RESUME_FILE).unlink(missing_ok=True)
+    checkpoint.path.unlink(missing_ok=True)
     return encoder
 
 
-def _warmup_cosine(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+def _masked_batches(features: CachedFeatures, rows: np.ndarray, tokenizer: RandomProjectionTokenizer, config: BEATsPretrainConfig,
+                    seed: int, device: torch.device) -> Callable[[int], Iterator[MaskedBatch]]:  # fmt: skip
+    """The epoch's batches ``(fbank, labels, mask)``: clips in an order and masks drawn from
+    generators seeded by the epoch (so a resumed run needs no saved state for them), labelled by
+    the tokenizer."""
+    mask_generator = torch.Generator().manual_seed(seed + 2)
+
+    def batches(epoch: int) -> Iterator[MaskedBatch]:
+        mask_generator.manual_seed(seed * 100_003 + epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(rows)
+        for first in range(0, order.size, config.batch_size):
+            fbank = features.batch(order[first : first + config.batch_size]).to(device, non_blocking=True)
+            labels = tokenizer(fbank)
+            yield fbank, labels, random_mask(*labels.shape, config.mask_ratio, mask_generator, device)
+
+    return batches
 
 
-def _run_identity(features: CachedFeatures, rows: np.ndarray, config: BEATsPretrainConfig, seed: int) -> str:
-    """What a resumable state must match: data (cache + rows), config and seed."""
+def _masked_loss(model: MaskedPatchModel) -> Callable[[MaskedBatch, int], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    def loss_fn(batch: MaskedBatch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, accuracy = model.loss(*batch)
+        return loss, {"masked_accuracy": accuracy}
+
+    return loss_fn
+
+
+def _run_identity(features: CachedFeatures, rows: np.ndarray, config: BEATsPretrainConfig, seed: int, precision: torch.dtype | None) -> str:
+    """What a resumable state must match: data (cache + rows), config (its revision included),
+    seed and precision."""
     digest = hashlib.sha256(rows.tobytes())
-    digest.update(json.dumps({"cache": getattr(features, "key", str(features.path)), "config": config.to_dict(), "seed": seed}, sort_keys=True).encode())
+    identity = {"cache": getattr(features, "key", str(features.path)), "config": config.to_dict(), "seed": seed,
+                "precision": precision_tag(precision)}  # fmt: skip
+    digest.update(json.dumps(identity, sort_keys=True).encode())
     return digest.hexdigest()
-
-
-def _resume(path: Path, identity: str, model: nn.Module, optimizer, schedule, scaler: torch.amp.GradScaler, history: list,
-            device: torch.device) -> int:  # fmt: skip
-    """Load the saved state of the same run, if any; return the epoch to start from."""
-    if not path.is_file():
-        return 0
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # unpickling errors have many types; the file is replaced at epoch end
-        warnings.warn(f"{path}: unreadable pre-training state ({type(error).__name__}: {error}); starting over", stacklevel=3)
-        return 0
-    if not isinstance(state, dict) or state.get("identity") != identity:
-        warnings.warn(f"{path}: saved state of another run (data, config or seed differ); starting over", stacklevel=3)
-        return 0
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    if state.get("scaler"):  # fp16 only: the loss scale it had reached, not a restart at 2^16
-        scaler.load_state_dict(state["scaler"])
-    history.extend(state["history"])
-    torch.set_rng_state(state["rng"]["cpu"].cpu())  # dropout draws continue as if never interrupted
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["rng"]["cuda"].cpu())
-    return len(history)
-
-
-def _rng_state() -> dict[str, torch.Tensor]:
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool, description: str, total: int, done: int = 0) -> Iterator:
-    """Yield ``advance(n)``: a rich progress bar over steps on stderr, or a no-op."""
-    if not enabled:
-        yield lambda n: None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total, completed=done)
-        yield lambda n: bar.advance(task, n)

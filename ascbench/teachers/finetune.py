@@ -8,35 +8,34 @@ trained together with AdamW (the encoder at a lower learning rate), a linear war
 decay. Augmentation: a random time roll of the input, and Freq-MixStyle for spectrogram-like
 ``[B, T, F]`` inputs (BEATs' fbank; it has no meaning for HuBERT's waveform and is skipped there).
 
-:func:`fit_loop` is the compact training loop shared with HuBERT pre-training.
-
-Fine-tuning a teacher costs minutes to hours, so given a work directory it is resumable as the
-students' training is: a checkpoint after every epoch (:mod:`ascbench.training.checkpoint`: model,
-optimizer, schedule, gradient scaler, every random generator, epoch and step counters, history;
-written atomically, fingerprinted), from which a killed fine-tuning continues bit-for-bit instead
-of starting over. The teacher stage deletes it once the fine-tuned stage is published.
+It runs on the one training loop (:func:`ascbench.training.loop.fit`), which the students and
+the teachers' pre-training run too: this module contributes the sampler, the loss and the
+parameter groups. Fine-tuning a teacher costs minutes to hours, so given a work directory it is
+resumable as the students' training is: a checkpoint after every epoch (model, optimizer,
+schedule, gradient scaler, every random generator, epoch and step counters, history; written
+atomically, fingerprinted), from which a killed fine-tuning continues bit-for-bit instead of
+starting over. The teacher stage deletes it once the fine-tuned stage is published.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.teachers.base import TeacherClassifier
-from ascbench.training.checkpoint import CHECKPOINT_FILE, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ascbench.training.checkpoint import CHECKPOINT_FILE
 from ascbench.training.config import epochs_for_min_steps
+from ascbench.training.loop import Checkpointing, StepPlan, fit, shuffled_batches
 from ascbench.training.precision import autocast, precision_tag
+from ascbench.training.progress import progress_bar, stderr_log
 
 
 @dataclass(frozen=True)
@@ -65,12 +64,14 @@ class FinetuneConfig:
     (``TrainConfig.min_steps``, the same floor as the students'); None = ``epochs`` as given."""
 
 
-FINETUNE_REVISION = 4
+FINETUNE_REVISION = 5
 """Bumped whenever the code changes what a given :class:`FinetuneConfig` produces; it is part of the
 fine-tuned stage's cache key, so teachers cached by older code are rebuilt, not reused.
 2: numpy's global RNG is seeded (HuBERT's SpecAugment reads it); 3: torch's is seeded before the
 classification heads are built (``ascbench.recipes.teachers``); 4: BEATs' ``cnn_features`` are
-time steps (frequency patches averaged), not the token sequence."""
+time steps (frequency patches averaged), not the token sequence; 5: the shared training loop
+(:mod:`ascbench.training.loop`): the students' schedule (the first warm-up step at LR 0, where it
+was at 1/warm-up) and history means over batches, not clips."""
 
 
 TEACHER_FINETUNE = FinetuneConfig(epochs=12, lr=3e-3, encoder_lr=1e-3)
@@ -78,22 +79,6 @@ TEACHER_FINETUNE = FinetuneConfig(epochs=12, lr=3e-3, encoder_lr=1e-3)
 6 epochs at encoder lr 2e-4 left the teacher under-fitted (28.7 % test accuracy, 33 % on its
 training clips); 20 epochs at 1e-3 gave 31.8 %; 30 epochs at 2e-3 without augmentation fitted
 the training clips (80 %) but not the test (31.3 %). 12 epochs at 1e-3 is the compromise at CPU cost."""
-
-
-@dataclass(frozen=True)
-class Resumable:
-    """What :func:`fit_loop` needs to checkpoint each epoch and resume from the last one.
-
-    The loop itself only sees parameter groups and a loss function, so the caller names the module
-    whose state (parameters and buffers) is the training's, and the generator its loss function
-    draws from (augmentation); the loop adds its own shuffling generator and the global ones."""
-
-    path: Path
-    """The checkpoint file (written atomically, replaced each epoch)."""
-    fingerprint: str
-    """Identity of the training call; a checkpoint with another one is never resumed from."""
-    module: nn.Module
-    generator: torch.Generator
 
 
 def finetune_teacher(
@@ -129,15 +114,49 @@ def finetune_teacher(
     # stage built in-process or read from cache gave different teachers from the same weights).
     np.random.seed(seed % 2**32)
     classifier.to(device).train()
+    optimizer = torch.optim.AdamW(_param_groups(classifier, config), weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    order = np.random.default_rng(seed)
+    loss_fn = _classification_loss(classifier, features, rows, labels, config, generator, device)
+    n_epochs = epochs_for_min_steps(config.epochs, len(rows), config.batch_size, config.min_steps)
+    plan = StepPlan.of(len(rows), config.batch_size, n_epochs, config.max_steps)
+    checkpoint = None
+    if workdir is not None:
+        fingerprint = finetune_fingerprint(classifier, features, rows, labels, config, seed, n_epochs, precision)
+        checkpoint = Checkpointing(Path(workdir) / CHECKPOINT_FILE, fingerprint, {"order": order, "augment": generator})
+    fitted = fit(classifier, optimizer, shuffled_batches(len(rows), config.batch_size, order), loss_fn, plan,
+                 round(config.warmup_fraction * plan.total), device=device, precision=precision, grad_clip=config.grad_clip,
+                 checkpoint=checkpoint, progress=progress, description="teacher fine-tuning",
+                 log=stderr_log(progress, "teacher fine-tuning"))  # fmt: skip
+    if history is not None:
+        history.extend(stats.brief() for stats in fitted.history)
+    return classifier.eval()
+
+
+def _param_groups(classifier: TeacherClassifier, config: FinetuneConfig) -> list[dict]:
+    """The encoder at ``encoder_lr``, the heads at ``lr``: the pre-trained weights move less."""
     encoder_ids = {id(p) for p in classifier.encoder.parameters()}
-    groups = [
+    return [
         {"params": list(classifier.encoder.parameters()), "lr": config.encoder_lr},
         {"params": [p for p in classifier.parameters() if id(p) not in encoder_ids], "lr": config.lr},
     ]
-    labels_t = torch.from_numpy(labels)
-    generator = torch.Generator().manual_seed(seed)
 
-    def loss_fn(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _classification_loss(
+    classifier: TeacherClassifier,
+    features: CachedFeatures,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    config: FinetuneConfig,
+    generator: torch.Generator,
+    device: torch.device,
+) -> Callable[[np.ndarray, int], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """The loop's loss for a batch of indices into ``rows``: cross-entropy of the final head plus
+    ``layer_loss_weight`` times that of the layer heads (they must be trained classifiers for
+    hierarchical KD), with the batch's training accuracy."""
+    labels_t = torch.from_numpy(labels)
+
+    def loss_fn(index: np.ndarray, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = augment(features.batch(rows[index]), config, generator).to(device)
         y = labels_t[index].to(device)
         logits, _, layer_logits = classifier(x)
@@ -145,19 +164,9 @@ def finetune_teacher(
         layers = layer_logits.shape[1]
         loss = nn.functional.cross_entropy(logits, y)
         loss = loss + config.layer_loss_weight * nn.functional.cross_entropy(layer_logits.flatten(0, 1), y.repeat_interleave(layers))
-        return loss, (logits.argmax(-1) == y).float().mean()
+        return loss, {"accuracy": (logits.argmax(-1) == y).float().mean()}
 
-    n_epochs = epochs_for_min_steps(config.epochs, len(rows), config.batch_size, config.min_steps)
-    resume = None
-    if workdir is not None:
-        fingerprint = finetune_fingerprint(classifier, features, rows, labels, config, seed, n_epochs, precision)
-        resume = Resumable(Path(workdir) / CHECKPOINT_FILE, fingerprint, classifier, generator)
-    epochs = fit_loop(loss_fn, len(rows), groups, n_epochs, config.batch_size, config.weight_decay,
-                      config.warmup_fraction, config.grad_clip, config.max_steps, seed, progress, "teacher fine-tuning",
-                      device, precision, resume=resume)
-    if history is not None:
-        history.extend(epochs)
-    return classifier.eval()
+    return loss_fn
 
 
 def finetune_fingerprint(
@@ -233,7 +242,7 @@ def teacher_outputs(
     device = torch.device(device)
     classifier.to(device).eval()
     parts: dict[str, list[np.ndarray]] = {"logits": [], "layer_logits": [], "cnn_features": []}
-    with progress_bar(progress, "teacher outputs", math.ceil(len(rows) / batch_size)) as advance:
+    with progress_bar(progress, "teacher outputs", math.ceil(len(rows) / batch_size)) as bar:
         for start in range(0, len(rows), batch_size):
             with autocast(device, precision):
                 logits, out, layer_logits = classifier(features.batch(rows[start : start + batch_size]).to(device))
@@ -241,122 +250,5 @@ def teacher_outputs(
             parts["logits"].append(logits.float().cpu().numpy())
             parts["layer_logits"].append(layer_logits.float().cpu().numpy())
             parts["cnn_features"].append(cnn.cpu().numpy().astype(np.float16))
-            advance(1)
+            bar.advance(1)
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
-
-
-# -- the shared loop ------------------------------------------------------------------------------
-
-
-def fit_loop(
-    loss_fn: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]],
-    num_items: int,
-    param_groups: Sequence[dict],
-    epochs: int,
-    batch_size: int,
-    weight_decay: float,
-    warmup_fraction: float,
-    grad_clip: float,
-    max_steps: int | None,
-    seed: int,
-    progress: bool,
-    description: str,
-    device: torch.device | str = "cpu",
-    precision: torch.dtype | None = None,
-    *,
-    resume: Resumable | None = None,
-) -> list[dict]:
-    """AdamW + warm-up/cosine over shuffled mini-batches of item indices; ``loss_fn(index)``
-    returns ``(loss, accuracy)`` of one batch, and runs under autocast to ``precision`` on
-    ``device`` (fp16 adds a gradient scaler). Returns per-epoch mean loss and accuracy (of every
-    epoch, those restored from a checkpoint included).
-
-    With ``resume``, the state after each epoch is checkpointed, and a checkpoint of the same
-    fingerprint found at the start is continued from: the epochs it holds are not run again, and
-    the result is the one an uninterrupted call gives (on the same device and thread count)."""
-    device = torch.device(device)
-    params = [p for group in param_groups for p in group["params"]]
-    optimizer = torch.optim.AdamW(param_groups, weight_decay=weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
-    total = math.ceil(num_items / batch_size) * epochs
-    total = total if max_steps is None else min(total, max_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup_fraction))
-    rng = np.random.default_rng(seed)
-    history: list[dict] = []
-    step = start_epoch = 0
-    state = load_checkpoint(resume.path, resume.fingerprint) if resume is not None else None
-    if resume is not None and state is not None:
-        # loaded on the CPU: load_state_dict copies to the parameters' device, and the RNG states
-        # must stay CPU tensors
-        resume.module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"], resume.generator, rng)
-        history, step, start_epoch = [dict(h) for h in state["history"]], int(state["step"]), int(state["epoch"])
-        if progress:
-            Console(stderr=True).print(f"{description}: resumed from {resume.path} after epoch {start_epoch}/{epochs} (step {step})")
-    with progress_bar(progress, description, total) as advance:
-        advance(step)
-        for epoch in range(start_epoch, epochs):
-            order = rng.permutation(num_items)
-            sums = np.zeros(3)
-            for start in range(0, num_items, batch_size):
-                if step >= total:
-                    break
-                index = order[start : start + batch_size]
-                with autocast(device, precision):
-                    loss, accuracy = loss_fn(index)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(params, grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                sums += (loss.item() * len(index), accuracy.item() * len(index), len(index))
-                advance(1, f"loss {loss.item():.3f}")
-            if sums[2]:
-                # Python floats, not numpy's: the checkpoint holding the history is read weights-only
-                history.append({"epoch": epoch + 1, "loss": float(round(sums[0] / sums[2], 4)), "accuracy": float(round(sums[1] / sums[2], 4))})
-                if progress:
-                    Console(stderr=True).print(f"{description}: epoch {epoch + 1} loss {history[-1]['loss']:.4f} accuracy {history[-1]['accuracy']:.3f}")
-                if resume is not None:
-                    save_checkpoint(resume.path, {
-                        "fingerprint": resume.fingerprint,
-                        "epoch": epoch + 1,
-                        "step": step,
-                        "model": resume.module.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "rng": capture_rng(resume.generator, rng),
-                        "history": history,
-                    })  # fmt: skip
-    return history
-
-
-def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up over ``warmup_fraction`` of the steps, then cosine to 0."""
-    warmup = max(1, round(total_steps * warmup_fraction))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
-
-    return factor
-
-
-@contextlib.contextmanager
-def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n, status="")``: a rich progress bar on stderr when enabled, else a no-op."""
-    if not enabled:
-        yield lambda n, status="": None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total, status="")
-        yield lambda n, status="": bar.update(task, advance=n, status=status)

@@ -31,7 +31,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +44,21 @@ from transformers import HubertModel
 from transformers.models.hubert.modeling_hubert import _compute_mask_indices
 
 from ascbench.features.cache import CachedFeatures
-from ascbench.teachers.finetune import fit_loop
 from ascbench.teachers.hubert import HUBERT_SAMPLE_RATE, HubertTeacher, build_hubert, hubert_config, load_hubert, save_hubert
+from ascbench.training.checkpoint import CHECKPOINT_FILE
+from ascbench.training.loop import Checkpointing, StepPlan, fit, shuffled_batches
+from ascbench.training.precision import precision_tag
+from ascbench.training.progress import stderr_log
 
 FRAME_SHIFT = 320
 """Samples per HuBERT frame at 16 kHz (product of the conv strides): 20 ms."""
+
+PRETRAIN_REVISION = 2
+"""Bumped whenever the code changes what a given :class:`HubertPretrainConfig` produces. It is a
+field of the config, so it reaches the pre-trained stage's cache key (the config's hash) and the
+identity of finished iterations: models of older code are rebuilt, not reused. 2: the shared
+training loop (:mod:`ascbench.training.loop`): the students' warm-up (the first step at LR 0,
+where it was at 1/warm-up)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,8 @@ class HubertPretrainConfig:
     grad_clip: float = 10.0
     max_steps: int | None = None
     """Cap on optimiser steps per iteration (smoke tests); None = ``epochs`` full passes."""
-
+    revision: int = field(default=PRETRAIN_REVISION, init=False)
+    """:data:`PRETRAIN_REVISION`: the code's, not a setting (hashed with the config)."""
 
 
 # -- pseudo labels (eq. 6) ------------------------------------------------------------------------
@@ -227,7 +238,9 @@ def pretrain_hubert(
 
     Each finished iteration is saved to ``workdir/iter<i>/`` (HF format, with the config, seed and
     clips it was trained on) and reused when the same call is repeated, so an interrupted
-    two-iteration run resumes after its first. Returns the final model in eval mode, on ``device``.
+    two-iteration run resumes after its first; within an iteration, a checkpoint after every epoch
+    (``workdir/iter<i>.train_state.pt``, deleted once the iteration is saved) lets an interrupted
+    one resume after its last finished epoch. Returns the final model in eval mode, on ``device``.
     ``precision``: the autocast dtype of the training steps (None: fp32). Training log (loss and
     masked-unit accuracy per epoch): ``workdir/pretrain_log.json``.
     """
@@ -263,14 +276,26 @@ def pretrain_hubert(
         units, _ = fit_units(frame_features, waves, rows, clusters, config.kmeans_frames, seed + iteration, device)
         console.print(f"HuBERT iteration {iteration}: {clusters} units from {len(rows)} clips in {time.perf_counter() - started:.1f} s")
         model = build_hubert(hubert_config(config.size, **dict(config.model_overrides)), seed=seed + iteration).to(device)
-        history = _train_iteration(model, waves, rows, units, clusters, config, seed + iteration, device, progress, iteration, precision)
+        checkpoint = Checkpointing(workdir / f"iter{iteration}.{CHECKPOINT_FILE}", _iteration_fingerprint(identity, iteration, units, precision))
+        history = _train_iteration(model, waves, rows, units, clusters, config, seed + iteration, device, progress, iteration, precision,
+                                   checkpoint)  # fmt: skip
         log.append({"iteration": iteration, "clusters": clusters, "seconds": round(time.perf_counter() - started, 1), "epochs": history})
         save_hubert(model, directory)
         partial = done.with_suffix(".tmp")
         partial.write_text(json.dumps({"identity": identity, "log": log[-1]}))
         partial.replace(done)  # written last and whole: an interrupted save is retrained, never trusted
+        checkpoint.path.unlink(missing_ok=True)
     (workdir / "pretrain_log.json").write_text(json.dumps(log, indent=2) + "\n")
     return model.eval()
+
+
+def _iteration_fingerprint(identity: dict, iteration: int, units: np.ndarray, precision: torch.dtype | None) -> str:
+    """What an iteration's epoch checkpoint must match: the call (config with its revision, seed,
+    clips), the iteration, its units and the precision."""
+    digest = hashlib.sha256(json.dumps({"identity": identity, "iteration": iteration, "precision": precision_tag(precision)},
+                                       sort_keys=True).encode())  # fmt: skip
+    digest.update(np.ascontiguousarray(units).tobytes())
+    return digest.hexdigest()
 
 
 def _train_iteration(
@@ -285,23 +310,32 @@ def _train_iteration(
     progress: bool,
     iteration: int,
     precision: torch.dtype | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> list[dict]:
-    """Masked-unit prediction of ``units`` for ``config.epochs``; returns per-epoch loss and
-    masked-unit accuracy."""
+    """Masked-unit prediction of ``units`` for ``config.epochs`` on the shared loop, resumable from
+    ``checkpoint``; returns per-epoch loss and masked-unit accuracy."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # _compute_mask_indices draws from numpy's global RNG
     teacher = HubertTeacher(model).train()
     predictor = UnitPredictor(model.config.hidden_size, config.final_dim, clusters, config.temperature).to(device)
     units_t = torch.from_numpy(units)
 
-    def loss_fn(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_fn(index: np.ndarray, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = waves.batch(rows[index]).to(device)
         frames = int(model._get_feat_extract_output_lengths(x.shape[1]))
         mask = span_mask(len(index), frames, config, device)
         out = teacher(x, mask_time_indices=mask)
-        return masked_prediction_loss(predictor, out.hidden_states[-1], align_units(units_t[index], frames).to(device), mask)
+        loss, accuracy = masked_prediction_loss(predictor, out.hidden_states[-1], align_units(units_t[index], frames).to(device), mask)
+        return loss, {"accuracy": accuracy}
 
-    groups = [{"params": [*teacher.parameters(), *predictor.parameters()], "lr": config.lr}]
-    return fit_loop(loss_fn, len(rows), groups, config.epochs, config.batch_size, config.weight_decay,
-                    config.warmup_fraction, config.grad_clip, config.max_steps, seed, progress,
-                    f"HuBERT pre-training, iteration {iteration}", device, precision)
+    trained = nn.ModuleDict({"encoder": teacher, "predictor": predictor})
+    optimizer = torch.optim.AdamW([{"params": [*teacher.parameters(), *predictor.parameters()], "lr": config.lr}], weight_decay=config.weight_decay)
+    order = np.random.default_rng(seed)
+    if checkpoint is not None:
+        checkpoint = replace(checkpoint, generators={"order": order})
+    plan = StepPlan.of(len(rows), config.batch_size, config.epochs, config.max_steps)
+    description = f"HuBERT pre-training, iteration {iteration}"
+    fitted = fit(trained, optimizer, shuffled_batches(len(rows), config.batch_size, order), loss_fn, plan,
+                 round(config.warmup_fraction * plan.total), device=device, precision=precision, grad_clip=config.grad_clip,
+                 checkpoint=checkpoint, progress=progress, description=description, log=stderr_log(progress, description))  # fmt: skip
+    return [stats.brief() for stats in fitted.history]

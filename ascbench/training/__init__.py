@@ -1,13 +1,10 @@
-"""The training engine shared by every recipe (see ``engine`` for the loop's guarantees)."""
+"""The training engine shared by every recipe (``engine``: the students; ``loop``: the one training loop)."""
 
 from ascbench.training.config import PROFILES, TrainConfig, get_profile
 from ascbench.training.device_response import DeviceResponseFamily, DeviceResponses
 from ascbench.training.engine import (
-    EpochEnd,
-    EpochStats,
     LossFn,
     TrainingData,
-    TrainingDiverged,
     TrainResult,
     UNLABELED,
     UnlabeledPool,
@@ -17,6 +14,7 @@ from ascbench.training.engine import (
     seed_everything,
     train,
 )
+from ascbench.training.loop import EpochEnd, EpochStats, TrainingDiverged
 
 __all__ = [
     "PROFILES",

@@ -1,7 +1,8 @@
-"""The training loop every recipe uses: AdamW, cosine schedule with warm-up, augmentations, resume.
+"""Student training over cached features: AdamW, cosine schedule with warm-up, augmentations, resume.
 
 :func:`train` runs a supervised (or, through ``loss_fn``, any per-batch) objective over cached
-features; :func:`predict` returns logits. What the loop guarantees:
+features on the shared loop (:func:`ascbench.training.loop.fit`, which the teachers' fine-tuning
+and pre-training run too); :func:`predict` returns logits. What a training call guarantees:
 
 - **Deterministic.** Torch, numpy and Python are seeded from ``seed``; the data order comes from
   its own ``torch.Generator`` and every augmentation draw from its own numpy generator, so the
@@ -10,8 +11,8 @@ features; :func:`predict` returns logits. What the loop guarantees:
   end; the next identical call (same config, seed, data, initial weights, loss) continues from it
   and ends with the weights an uninterrupted run would have had. A finished run's call returns
   the trained model without training.
-- **Loud on divergence.** A NaN or infinite loss raises :class:`TrainingDiverged` naming the
-  epoch and step.
+- **Loud on divergence.** A NaN or infinite loss raises
+  :class:`~ascbench.training.loop.TrainingDiverged` naming the epoch and step.
 
 Speed on CPU (CP-Mobile, batch 256, the project's shared two-core machine;
 ``benchmarks/bench_training.py``): channels-last and memory reuse (both on by default, see
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import random
 import time
@@ -36,23 +36,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.training.allocator import reuse_freed_memory
-from ascbench.training.checkpoint import CHECKPOINT_FILE, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ascbench.training.checkpoint import CHECKPOINT_FILE
 from ascbench.training.config import TrainConfig
 from ascbench.training.inputs import InputPipeline
+from ascbench.training.loop import Checkpointing, EpochHook, EpochStats, StepPlan, fit
 from ascbench.training.precision import precision_tag, resolve_precision
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
 """``loss_fn(model, inputs, labels, rows, step) -> scalar loss``; ``rows`` are the batch's cache rows."""
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 UNLABELED = -1
@@ -146,43 +141,6 @@ class TrainingData:
         return rows[permutation], labels[permutation], devices[permutation] if devices is not None else None
 
 
-@dataclass(frozen=True)
-class EpochStats:
-    epoch: int
-    """1-based number of this epoch."""
-    steps: int
-    """Optimizer steps in total after this epoch."""
-    loss: float
-    """Mean training loss over the epoch's batches."""
-    lr: float
-    """Learning rate at the epoch's last step."""
-    seconds: float
-    clips_per_second: float
-
-
-@dataclass
-class EpochEnd:
-    """What an ``on_epoch_end`` hook receives.
-
-    Hooks may change the model or optimizer in place (e.g. switch to quantization-aware training
-    after epoch N). On resume from a checkpoint written after epoch ``k``, the hooks of epochs
-    ``1 .. k-1`` are replayed on the freshly built model with ``replay=True`` before the saved
-    state is loaded, so structural changes are rebuilt, and the hook of epoch ``k`` then runs
-    normally. A hook must therefore be a deterministic function of ``epoch`` and should skip
-    side effects (evaluation, logging) when ``replay`` is set.
-    """
-
-    epoch: int
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    history: list[EpochStats]
-    replay: bool = False
-
-
-EpochHook = Callable[[EpochEnd], None]
-
-
 @dataclass
 class TrainResult:
     model: nn.Module
@@ -272,7 +230,8 @@ def train(
 
     ``workdir`` holds the resumable checkpoint (created if missing). ``loss_fn`` replaces the
     default cross-entropy (distillation adds terms; it is called inside autocast). ``on_epoch_end``
-    runs after each epoch's checkpoint (see :class:`EpochEnd`). ``log`` receives one line per epoch.
+    runs after each epoch's checkpoint (see :class:`~ascbench.training.loop.EpochEnd`). ``log``
+    receives one line per epoch.
     """
     started = time.perf_counter()
     workdir = Path(workdir)
@@ -283,12 +242,7 @@ def train(
     config = config.sized_for(len(data))
     seed_everything(seed)
     fingerprint = _fingerprint(model, data, config, seed, loss_fn)
-
-    steps_per_epoch = math.ceil(len(data) / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    n_epochs = math.ceil(total_steps / steps_per_epoch)
+    plan = StepPlan.of(len(data), config.batch_size, config.epochs, config.max_steps)
     precision = autocast_dtype(config, device)
     channels_last = config.channels_last if config.channels_last is not None else True
     cpu = device.type == "cpu"
@@ -299,84 +253,25 @@ def train(
         if pipeline.channels_last:
             model.to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = _cosine_with_warmup(optimizer, config.warmup_steps, total_steps)
-        scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
         order = torch.Generator().manual_seed(seed)
         augment_rng = np.random.default_rng(seed)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = config.cudnn_benchmark
-
-        checkpoint_path = workdir / CHECKPOINT_FILE
-        history: list[EpochStats] = []
-        step = start_epoch = 0
-        state = load_checkpoint(checkpoint_path, fingerprint, map_location=device)
-        if state is not None:
-            for epoch in range(1, state["epoch"]):
-                _call_hook(on_epoch_end, epoch, model, optimizer, scheduler, state_history(state), replay=True)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            restore_rng(state["rng"], order, augment_rng)
-            history, step, start_epoch = state_history(state), state["step"], state["epoch"]
-            if log:
-                log(f"resumed from {checkpoint_path} after epoch {start_epoch}/{n_epochs} (step {step})")
-            _call_hook(on_epoch_end, start_epoch, model, optimizer, scheduler, history, replay=False)
-        elif log and config.warmup_steps >= total_steps:
-            log(f"warm-up ({config.warmup_steps} steps) covers all {total_steps} steps: the LR never decays")
-
         forward_model = torch.compile(model) if config.compile else model
-        with _progress(progress, n_epochs, start_epoch) as bar:
-            for epoch in range(start_epoch, n_epochs):
-                epoch_steps = min(steps_per_epoch, total_steps - step)
-                bar.start_epoch(epoch + 1, n_epochs, epoch_steps)
-                tick = time.perf_counter()
-                losses = _train_epoch(
-                    forward_model, data, pipeline, optimizer, scheduler, scaler, loss_fn, order, augment_rng,
-                    config, device, precision, step, epoch_steps, epoch + 1, n_epochs, bar,
-                )
-                step += epoch_steps
-                seconds = time.perf_counter() - tick
-                clips = min(len(data), epoch_steps * config.batch_size)
-                stats = EpochStats(
-                    epoch=epoch + 1,
-                    steps=step,
-                    loss=float(np.mean(losses)),
-                    lr=scheduler.get_last_lr()[0],
-                    seconds=round(seconds, 3),
-                    clips_per_second=round(clips / seconds, 1),
-                )
-                history.append(stats)
-                if log:
-                    log(
-                        f"epoch {stats.epoch}/{n_epochs}: loss {stats.loss:.4f}, lr {stats.lr:.2e}, "
-                        f"{stats.clips_per_second:.0f} clips/s, {stats.seconds:.1f} s"
-                    )
-                if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == n_epochs:
-                    save_checkpoint(
-                        checkpoint_path,
-                        {
-                            "fingerprint": fingerprint,
-                            "epoch": epoch + 1,
-                            "step": step,
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "scaler": scaler.state_dict(),
-                            "rng": capture_rng(order, augment_rng),
-                            "history": [asdict(h) for h in history],
-                        },
-                    )
-                _call_hook(on_epoch_end, epoch + 1, model, optimizer, scheduler, history, replay=False)
-                bar.end_epoch()
+        checkpoint = Checkpointing(workdir / CHECKPOINT_FILE, fingerprint, {"order": order, "augment": augment_rng}, config.checkpoint_every)
+        fitted = fit(
+            model, optimizer, _batches(data, pipeline, order, augment_rng, config.batch_size, device),
+            _batch_loss(loss_fn, forward_model), plan, config.warmup_steps, device=device, precision=precision,
+            checkpoint=checkpoint, on_epoch_end=on_epoch_end, progress=progress, log=log, log_every=config.log_every,
+        )  # fmt: skip
 
     model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     return TrainResult(
         model=model,
-        history=history,
-        epochs=n_epochs,
-        steps=step,
-        resumed_from=start_epoch,
+        history=fitted.history,
+        epochs=fitted.epochs,
+        steps=fitted.steps,
+        resumed_from=fitted.resumed_from,
         seconds=round(time.perf_counter() - started, 3),
         device=str(device),
         precision=precision_tag(precision),
@@ -384,84 +279,26 @@ def train(
     )
 
 
-def _train_epoch(
-    model: nn.Module,
-    data: TrainingData,
-    pipeline: InputPipeline,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    loss_fn: LossFn,
-    order: torch.Generator,
-    augment_rng: np.random.Generator,
-    config: TrainConfig,
+def _batches(
+    data: TrainingData, pipeline: InputPipeline, order: torch.Generator, augment_rng: np.random.Generator, batch_size: int,
     device: torch.device,
-    precision: torch.dtype | None,
-    first_step: int,
-    n_steps: int,
-    epoch: int,
-    n_epochs: int,
-    bar: "_Bar",
-) -> list[float]:
-    """One (possibly truncated) epoch of ``n_steps`` optimizer steps; returns the batch losses."""
-    model.train()
-    epoch_rows, epoch_labels, epoch_devices = data.epoch(order)
-    pending: list[torch.Tensor] = []  # losses not yet read back (reading syncs a GPU)
-    losses: list[float] = []
-    tick, seen = time.perf_counter(), 0
-    for i in range(n_steps):
-        batch = slice(i * config.batch_size, (i + 1) * config.batch_size)
-        rows = epoch_rows[batch]
-        devices = epoch_devices[batch] if epoch_devices is not None else None
-        inputs = pipeline.train_inputs(rows, devices, augment_rng)
-        labels = torch.from_numpy(epoch_labels[batch]).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
-            loss = loss_fn(model, inputs, labels, torch.from_numpy(rows), first_step + i)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        pending.append(loss.detach())
-        seen += len(rows)
-        if (i + 1) % config.log_every == 0 or i + 1 == n_steps:
-            values = torch.stack(pending).float().cpu().tolist()
-            for offset, value in enumerate(values):
-                if not math.isfinite(value):
-                    at = first_step + i + 1 - len(values) + offset
-                    raise TrainingDiverged(
-                        f"training loss is {value} at epoch {epoch}/{n_epochs}, step {at + 1} "
-                        f"(lr {scheduler.get_last_lr()[0]:.3g}); lower the learning rate or check the inputs for NaN/inf"
-                    )
-            losses += values
-            pending.clear()
-            elapsed = time.perf_counter() - tick
-            bar.advance(i + 1, float(np.mean(losses[-config.log_every :])), seen / max(elapsed, 1e-9))
-    return losses
+) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:  # fmt: skip
+    """The epoch's batches ``(inputs, labels, rows)``: ``data.epoch(order)`` in slices, through the
+    augmenting input pipeline."""
+
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        rows, labels, devices = data.epoch(order)
+        for start in range(0, len(rows), batch_size):
+            batch = slice(start, start + batch_size)
+            inputs = pipeline.train_inputs(rows[batch], devices[batch] if devices is not None else None, augment_rng)
+            yield inputs, torch.from_numpy(labels[batch]).to(device, non_blocking=True), torch.from_numpy(rows[batch])
+
+    return batches
 
 
-def _call_hook(
-    hook: EpochHook | None,
-    epoch: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    history: list[EpochStats],
-    replay: bool,
-) -> None:
-    if hook is not None:
-        hook(EpochEnd(epoch=epoch, model=model, optimizer=optimizer, scheduler=scheduler, history=list(history), replay=replay))
-
-
-def state_history(state: dict) -> list[EpochStats]:
-    return [EpochStats(**h) for h in state["history"]]
-
-
-def _cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up from 0, then half-cosine decay to 0, per step: the official baseline's schedule."""
-    from transformers import get_cosine_schedule_with_warmup  # heavy import, only when training
-
-    return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
+def _batch_loss(loss_fn: LossFn, model: nn.Module) -> Callable[[tuple, int], torch.Tensor]:
+    """The engine's :data:`LossFn` as the loop calls it, on ``model`` (the compiled one when compiling)."""
+    return lambda batch, step: loss_fn(model, *batch, step)
 
 
 _NOT_FINGERPRINTED = ("log_every", "checkpoint_every", "reuse_freed_memory", "min_steps")
@@ -540,45 +377,3 @@ def predict(
     finally:
         model.to(home).train(was_training)
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), dtype=np.float32)
-
-
-class _Bar:
-    """Rich progress: an epochs bar and a steps bar with the running loss and clips/s (blank until
-    a step has run: a resumed run's bars would otherwise read "loss nan")."""
-
-    def __init__(self, progress: Progress | None, n_epochs: int, done: int) -> None:
-        self.progress = progress
-        if progress is not None:
-            self.epochs = progress.add_task("epochs", total=n_epochs, completed=done, status="")
-            self.steps = progress.add_task("steps", total=1, status="")
-
-    def start_epoch(self, epoch: int, n_epochs: int, n_steps: int) -> None:
-        if self.progress is not None:
-            self.progress.reset(self.steps, total=n_steps, description=f"epoch {epoch}/{n_epochs}")
-
-    def advance(self, completed: int, loss: float, speed: float) -> None:
-        if self.progress is not None:
-            status = f"loss {loss:.3f} {speed:.0f} clips/s"
-            self.progress.update(self.steps, completed=completed, status=status)
-            self.progress.update(self.epochs, status=status)
-
-    def end_epoch(self) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.epochs)
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool, n_epochs: int, done: int) -> Iterator[_Bar]:
-    if not enabled:
-        yield _Bar(None, n_epochs, done)
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        yield _Bar(progress, n_epochs, done)
