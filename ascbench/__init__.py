@@ -21,6 +21,17 @@ _PUBLIC = {
     "RawWaveform": "ascbench.features.frontends",
     "Frontend": "ascbench.features.frontends",
     "SupervisedRecipe": "ascbench.recipes.supervised",
+    "RunOptions": "ascbench.recipes.options",
+    # what a distilled system needs (baselines/hubert_mobilenetv2.py, beats_mobilenetv2.py)
+    "DistillRecipe": "ascbench.recipes.distill",
+    "DistillOptions": "ascbench.recipes.distill",
+    "DistillConfig": "ascbench.distill.losses",
+    "distill_configs": "ascbench.recipes.distill",
+    "teacher_profiles": "ascbench.recipes.distill",
+    "TeacherConfig": "ascbench.recipes.teachers",
+    "TEACHER_FINETUNE": "ascbench.teachers.finetune",
+    "HubertPretrainConfig": "ascbench.teachers.hubert_pretrain",
+    "BEATS_PRETRAIN_CONFIGS": "ascbench.teachers.beats_pretrain",
     "SCENES": "ascbench.data.layout",
     "DEVICES": "ascbench.data.layout",
 }
@@ -28,7 +39,10 @@ _PUBLIC = {
 __all__ = ["__version__", *_PUBLIC]
 
 
+_RENAMED = {"BEATS_PRETRAIN_CONFIGS": "PRETRAIN_CONFIGS"}
+
+
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
+        return getattr(importlib.import_module(_PUBLIC[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'ascbench' has no attribute {name!r}")

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ascbench import BaselineMel, register_system
-from ascbench.distill.losses import DistillConfig
-from ascbench.recipes.distill import DistillRecipe, distill_configs, teacher_profiles
-from ascbench.recipes.teachers import TeacherConfig
-from ascbench.teachers.beats_pretrain import PRETRAIN_CONFIGS
-from ascbench.teachers.finetune import TEACHER_FINETUNE
+from ascbench import BEATS_PRETRAIN_CONFIGS as PRETRAIN_CONFIGS
+from ascbench import TEACHER_FINETUNE, BaselineMel, DistillConfig, DistillRecipe, TeacherConfig, distill_configs, register_system, teacher_profiles
 from baselines.mobilenetv2_student import MobileNetV2Student, mobilenetv2_student
 
 

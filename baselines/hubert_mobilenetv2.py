@@ -10,12 +10,10 @@ HuBERT directory.
 
 from __future__ import annotations
 
-from ascbench import BaselineMel, register_system
-from ascbench.distill.losses import DistillConfig
-from ascbench.recipes.distill import DistillRecipe, distill_configs, teacher_profiles
-from ascbench.recipes.teachers import TeacherConfig
-from ascbench.teachers.finetune import TEACHER_FINETUNE
-from ascbench.teachers.hubert_pretrain import HubertPretrainConfig
+from ascbench import (
+    TEACHER_FINETUNE, BaselineMel, DistillConfig, DistillRecipe, HubertPretrainConfig, TeacherConfig, distill_configs, register_system,
+    teacher_profiles,
+)  # fmt: skip
 from baselines.mobilenetv2_student import MobileNetV2Student, mobilenetv2_student
 
 ADIR_P = 0.4

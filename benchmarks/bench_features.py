@@ -23,7 +23,6 @@ from itertools import count
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from ascbench.data.dataset import Dataset

@@ -251,8 +251,8 @@ def test_two_stages_share_one_step_floor() -> None:
 
 
 def test_students_profile_changes_leave_the_teachers_step_floor() -> None:
-    """benchmarks/step_control.py switches the students' floor off in PROFILES; the teachers'
-    fine-tuning floor is a constant of its own, so their cached stages stay the plain runs'."""
+    """A profile whose students' step floor is switched off (in PROFILES) leaves the teachers'
+    fine-tuning floor, a constant of its own, so their cached stages stay the plain runs'."""
     from ascbench.recipes.distill import teacher_profiles
     from ascbench.training import config as training_config
     from baselines.hubert_mobilenetv2 import hubert_teacher
@@ -497,12 +497,12 @@ def test_pool_kd_is_refused_when_the_recipe_leaves_no_teacher_term() -> None:
     """beats-mobilenetv2's recipe has no front alignment and no hierarchical KD: with ``--ablate kd``
     nothing of its teacher is left, so the unlabeled pool clips (no labels) would teach nothing,
     though ``kd`` alone is not every teacher term by name."""
-    from ascbench.recipes.distill import with_unlabeled_pool
+    from ascbench.recipes.distill import DistillOptions, with_unlabeled_pool
     from ascbench.runner.execute import system_recipe
     from ascbench.systems.registry import discover
 
     recipe = system_recipe(discover(None).get("beats-mobilenetv2"))
-    distill = recipe.config_for("smoke", frozenset({"kd"})).distill
+    distill = recipe.config_for("smoke", DistillOptions(ablate=("kd",))).distill
     assert not (distill.front or distill.hier or distill.final_kd)
     with pytest.raises(ValueError, match="would teach nothing"):
         with_unlabeled_pool(None, None, 1.0, distill)  # type: ignore[arg-type]  # refused before either is read

@@ -157,7 +157,7 @@ def test_pool_kd_distils_on_the_unlabeled_pool_too_and_is_a_run_of_its_own(home:
     notes = pooled["notes"]
     assert notes["teacher_stage"] == plain["notes"]["teacher_stage"] and notes["teacher_reused"] == {"pretrain": True, "finetune": True}
     assert notes["pool_kd"] == {"ratio": 1.0, "pool_clips": 370, "per_epoch": 130}  # tiny split25: 130 labelled, 370 pool
-    assert pooled["provenance"]["config"]["pool_kd"] == 1.0 and plain["provenance"]["config"]["pool_kd"] == 0.0
+    assert pooled["options"]["pool_kd"] == 1.0 and plain["options"]["pool_kd"] == 0.0
     assert pooled["complexity"]["params"] == STUDENT_PARAMS
     assert records(home)["hubert-mobilenetv2"] == plain
 
@@ -178,25 +178,34 @@ def test_a_local_hubert_folder_gives_runs_and_an_ablation_table_of_its_own(home:
     recorded_teacher = record["provenance"]["config"]["recipe_config"]["teacher"]  # not the harness's HuBERT-small
     assert recorded_teacher["size"] == "checkpoint" and recorded_teacher["pretrain"] is None
     assert before["provenance"]["config"]["recipe_config"]["teacher"]["size"] == "small"
-    assert record["provenance"]["config"]["teacher_checkpoint"] == str(hubert_folder)
+    assert record["options"]["teacher"] == f"checkpoint:{hubert_folder}"
     # the teacher that was fine-tuned is the checkpoint's: its conv features are 16 wide, not 64
     assert np.load(stage_outputs(home, record) / "cnn_features.npy", mmap_mode="r").shape[-1] == 16
     assert record["complexity"]["params"] == STUDENT_PARAMS
 
 
-def test_a_local_teacher_goes_only_to_the_systems_that_distil(tiny_synth_root: Path, hubert_folder: Path) -> None:
+def test_teacher_options_go_only_to_the_systems_whose_recipe_takes_them(tiny_synth_root: Path, hubert_folder: Path) -> None:
+    """``--teacher-seed`` and ``--pool-kd`` are options of the distilled recipes only: the supervised
+    system beside them trains as usual; a run's name is derived from its options."""
+    from ascbench.cli.run import resolve_options
+    from ascbench.recipes.options import RunOptions
+
     registry = discover()
     specs = [registry.get(name) for name in ("cp-mobile", "hubert-mobilenetv2")]
-    plain, distilled = build_requests(specs, tiny_synth_root, [0.25], [0], teacher_checkpoint=hubert_folder)
-    assert plain.teacher_checkpoint is None and plain.recorded_system == "cp-mobile"
-    assert distilled.teacher_checkpoint == hubert_folder and distilled.recorded_system.startswith("hubert-mobilenetv2@teacher-my-hubert-")
-    plain, distilled = build_requests(specs, tiny_synth_root, [0.25], [3], teacher_seed=1)
-    assert (plain.teacher_seed, plain.recorded_system, plain.shared_stage_key()) == (None, "cp-mobile", None)
+
+    def requests(chosen: list, settings: dict[str, str], seed: int):
+        options = resolve_options(chosen, settings, "smoke", [0.25], registry)
+        return build_requests(chosen, tiny_synth_root, [0.25], [seed], options=options, registry=registry)
+
+    (distilled,) = requests(specs[1:], {"teacher": f"checkpoint:{hubert_folder}"}, 0)
+    assert distilled.options.teacher == f"checkpoint:{hubert_folder}" and distilled.recorded_system.startswith("hubert-mobilenetv2@teacher-my-hubert-")
+    plain, distilled = requests(specs, {"teacher_seed": "1"}, 3)
+    assert (plain.recorded_system, plain.shared_stage_key()) == ("cp-mobile", None)
     assert distilled.recorded_system == "hubert-mobilenetv2@teacher-seed1" and distilled.effective_teacher_seed == 1
     (default,) = build_requests(specs[1:], tiny_synth_root, [0.25], [3])
     assert default.recorded_system == "hubert-mobilenetv2" and default.effective_teacher_seed == 3
     assert default.shared_stage_key() != distilled.shared_stage_key()  # different teachers are never shared
-    plain, pooled = build_requests(specs, tiny_synth_root, [0.25], [3], pool_kd=0.5)
-    assert (plain.pool_kd, plain.recorded_system) == (0.0, "cp-mobile")
+    plain, pooled = requests(specs, {"pool_kd": "0.5"}, 3)
+    assert plain.recorded_system == "cp-mobile" and plain.options == RunOptions()
     assert pooled.recorded_system == "hubert-mobilenetv2@pool-kd0.5"
     assert pooled.shared_stage_key() == default.shared_stage_key()  # the same teacher serves both students

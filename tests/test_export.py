@@ -268,5 +268,5 @@ def test_a_recorded_name_exports_with_its_systems_model_and_a_hint_that_reruns_i
     meta = next((tmp_path / "pkg").rglob("*.meta.yaml")).read_text()
     assert "the teacher was loaded from /models/t.pt (--teacher-checkpoint): list the data it was pre-trained on" in meta
     assert "its teacher was loaded from /models/t.pt (--teacher-checkpoint), not pre-trained by ascbench" in " ".join(meta.split())
-    with pytest.raises(ExportError, match=r"run `ascbench run --models cp-mobile --fraction all`, with the options that name"):
+    with pytest.raises(ExportError, match=r"no records of system 'cp-mobile~no-adir'.* a row with run options \(an ablation, a teacher\) is run with those options"):
         export_dcase("cp-mobile~no-adir", tmp_path / "none", info(), home=home, progress=False)

@@ -191,7 +191,7 @@ def test_a_ray_task_returns_its_run_failure_instead_of_raising(tiny_synth_root: 
             request = RunRequest(system, tiny_synth_root, 0.25, 0, profile="smoke", device="cpu", home=tmp_path / "home", submissions=subs)
             outcome = _execute(request, threads)
             assert outcome.record is None and outcome.error is not None and outcome.error.startswith(prefix), outcome.error
-            waiting = _execute(request, threads, after=outcome)  # a run sharing its teacher stage is not run
+            waiting = _execute(request, threads, outcome)  # a run sharing its teacher stage is not run
             assert waiting.error is not None and waiting.error.startswith("not run:")
     finally:
         torch.set_num_threads(threads)

@@ -7,7 +7,6 @@ import shutil
 import sys
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
@@ -50,6 +49,9 @@ class StagedRequest:
 
     teacher: str | None
     fraction: float
+    system: str = "student"
+    seed: int = 0
+    options: object = None
 
     def shared_stage_key(self):
         return None if self.teacher is None else (self.teacher, self.fraction)
@@ -65,7 +67,20 @@ def test_runs_sharing_a_teacher_stage_wait_for_the_first():
         StagedRequest("beats", 0.25),  # 5 waits for 0
         StagedRequest("beats", 0.5),  # 6 waits for 3
     ]
-    assert plan(requests) == [None, None, 0, None, None, 0, 3]
+    assert plan(requests) == [[], [], [0], [], [], [0], [3]]
+
+
+def test_a_student_of_an_ensemble_waits_for_its_member_runs():
+    from ascbench.recipes.options import RunOptions
+
+    requests = [
+        StagedRequest(None, 0.25, system="cp-mobile"),  # 0, a member at seed 0
+        StagedRequest(None, 0.25, system="efficientnet-b0"),  # 1, a member at seed 0
+        StagedRequest(None, 0.25, system="cp-mobile", seed=1),  # 2, a member at seed 1
+        StagedRequest(None, 0.25, system="mobilenetv2", options=RunOptions(teacher="runs:cp-mobile,efficientnet-b0")),  # 3
+        StagedRequest(None, 0.25, system="mobilenetv2", seed=1, options=RunOptions(teacher="runs:cp-mobile")),  # 4
+    ]
+    assert plan(requests) == [[], [], [], [0, 1], [2]]
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,7 @@ def test_ablation_rows_are_runs_of_their_own_beside_the_full_system(tiny_synth_r
     assert set(records) == {"tiny-cnn", "tiny-cnn~no-fms"}
     # the ablated row really trained without Freq-MixStyle: its recorded config says so
     configs = {name: r.provenance["config"] for name, r in records.items()}
-    assert configs["tiny-cnn~no-fms"]["ablate"] == ["fms"] and configs["tiny-cnn"]["ablate"] == []
+    assert records["tiny-cnn~no-fms"].options["ablate"] == ["fms"] and records["tiny-cnn"].options["ablate"] == []
     assert configs["tiny-cnn~no-fms"]["recipe_config"]["fms_p"] == 0.0 < configs["tiny-cnn"]["recipe_config"]["fms_p"]
     table = runner.invoke(app, ["leaderboard", "--systems", "tiny-cnn*", "--format", "md", "--home", str(home)])
     assert table.exit_code == 0 and "tiny-cnn~no-fms" in table.output and "cp-mobile" not in table.output
@@ -121,15 +121,16 @@ def test_an_ablation_the_recipe_does_not_use_is_refused_before_anything_runs(tin
     common = ["--data", str(tiny_synth_root), "--profile", "smoke", "--home", str(home), "--submissions", str(submissions), "--no-progress"]
     run = runner.invoke(app, ["run", "--models", "tiny-cnn", "--ablate", "fms,hier,adir", *common])
     assert run.exit_code != 0
-    assert "tiny-cnn does not use adir, hier" in run.output and "--models" in run.output
+    assert "tiny-cnn: ablate=adir,fms,hier at profile 'smoke': the recipe does not use adir, hier" in run.output
     ablation = runner.invoke(app, ["ablation", "tiny-cnn", "--components", "fms,qat", *common])
-    assert ablation.exit_code != 0 and "tiny-cnn does not use qat" in ablation.output
+    assert ablation.exit_code != 0 and "the recipe does not use qat" in ablation.output
     assert list(ResultsStore(home).iter_records()) == []
 
 
 def test_inert_ablations_are_the_components_a_recipe_ignores() -> None:
     from ascbench.ablation import ABLATABLE
-    from ascbench.runner.execute import inert_ablations, system_recipe
+    from ascbench.recipes.base import inert_ablations
+    from ascbench.runner.execute import system_recipe
     from ascbench.systems.registry import discover
 
     registry = discover(None)
@@ -158,6 +159,24 @@ def test_a_per_system_budget_trains_shorter_and_the_record_says_so(tiny_synth_ro
     assert short["provenance"]["config"]["recipe_config"]["epochs"] == 1
     assert full["provenance"]["config"]["recipe_config"]["epochs"] == 2
     assert short["provenance"]["config_hash"] != full["provenance"]["config_hash"]
+
+
+def test_the_epochs_option_trains_exactly_that_many_epochs_as_a_row_of_its_own(tiny_synth_root: Path, tmp_path: Path,
+                                                                              submissions: Path) -> None:  # fmt: skip
+    """``--set epochs=N`` (equal-step controls): the profile's step cap and floor are off, the
+    record keeps the option and the run is a row of its own beside the plain one."""
+    import math
+
+    from ascbench.data.reader import load_dataset, load_split
+
+    records = _run(tmp_path / "home", tiny_synth_root, "--models", "tiny-cnn", "--set", "epochs=3", "--submissions", str(submissions))
+    (record,) = records
+    train = len(load_split(load_dataset(tiny_synth_root), 0.25).train)
+    assert record["key"]["system"] == "tiny-cnn@epochs3" and record["options"]["epochs"] == 3
+    assert record["notes"]["steps"] == 3 * math.ceil(train / 16) > 4  # smoke's cap is 4 steps
+    bad = runner.invoke(app, ["run", "--models", "tiny-cnn", "--set", "epochs=0", "--data", str(tiny_synth_root), "--profile", "smoke",
+                              "--home", str(tmp_path / "home"), "--submissions", str(submissions), "--no-progress"])  # fmt: skip
+    assert bad.exit_code == 2 and "epochs=0: expected a positive number of epochs" in bad.output
 
 
 def test_a_budget_naming_no_train_config_field_fails_at_registration() -> None:

@@ -11,8 +11,8 @@ import typer
 from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems, resolve_data_root
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
 from ascbench.cli.run import (
-    POOL_KD_HELP, check_ablations, check_device, check_pool_kd, check_profile, check_recipe_profiles, check_teacher_checkpoint,
-    check_teacher_seed, parse_ablate, parse_fractions, parse_seeds,
+    POOL_KD_HELP, SET_HELP, TEACHER_HELP, check_device, check_profile, check_recipe_profiles, check_teachers, parse_ablate, parse_fractions,
+    parse_seeds, resolve_options, run_settings,
 )  # fmt: skip
 
 
@@ -34,9 +34,11 @@ def ablation(
     profile: Annotated[str, typer.Option("--profile", "-p", help="Training profile: smoke, quick (CPU default) or dcase.")] = "quick",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Rerun rows whose records already exist.")] = False,
-    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher (HF-format HuBERT directory or BEATs .pt) for every row, instead of self-supervised pre-training.")] = None,
+    teacher: Annotated[Optional[str], typer.Option("--teacher", help=TEACHER_HELP)] = None,
+    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="Alias of --teacher checkpoint:PATH: a local teacher (HF-format HuBERT directory or BEATs .pt) for every row.")] = None,
     teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
     pool_kd: Annotated[float, typer.Option("--pool-kd", help=POOL_KD_HELP)] = 0.0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET_HELP)] = None,
     submissions: Annotated[Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     home: HomeOption = None,
@@ -52,7 +54,6 @@ def ablation(
     """
     from ascbench.results.store import ResultsStore
     from ascbench.runner.grid import build_requests, run_grid
-    from ascbench.runner.request import SOURCE_SEPARATOR
     from ascbench.runner.summary import print_summary
     from ascbench.systems.registry import SystemLoadError, discover
 
@@ -64,28 +65,34 @@ def ablation(
             raise ValueError("--components: name at least one component")
         fractions = parse_fractions(fraction)
         seed_list = parse_seeds(seeds)
+        settings = run_settings(teacher, teacher_checkpoint, teacher_seed, pool_kd, None, set_)
+        if "ablate" in settings:
+            raise ValueError("--set ablate: the rows' ablations are --components; leave ablate out")
         registry = discover(submissions)
         spec = registry.get(system)
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
     report_plugin_problems(registry.problems)
     check_recipe_profiles(profile, [spec])
-    if teacher_checkpoint is not None:
-        teacher_checkpoint = check_teacher_checkpoint(teacher_checkpoint, [spec])
-    if teacher_seed is not None:
-        check_teacher_seed(teacher_seed, [spec])
-    if pool_kd:
-        check_pool_kd(pool_kd, [spec], fractions, ablation_sets(names, all_off), profile)
-    check_ablations(names, [spec], profile, option="--components", remedy="")
+    rows = []
+    for switched_off in ablation_sets(names, all_off):
+        row_settings = {**settings, **({"ablate": ",".join(sorted(switched_off))} if switched_off else {})}
+        try:
+            rows.append(resolve_options([spec], row_settings, profile, fractions, registry))
+        except (ValueError, SystemLoadError) as error:
+            fail(str(error).replace("ablate=", "--components "))
     data_root = resolve_data_root(data, home, progress=not no_progress)
+    try:
+        check_teachers(rows[0], registry, data_root, fractions)
+    except (ValueError, SystemLoadError) as error:
+        fail(str(error))
     command = tuple(["ascbench", *sys.argv[1:]])
     requests = [
         request
-        for switched_off in ablation_sets(names, all_off)
+        for options in rows
         for request in build_requests(
-            [spec], data_root, fractions, seed_list, profile=profile, device=device, home=home,
-            force=force, ablate=switched_off, submissions=submissions, command=command, teacher_checkpoint=teacher_checkpoint, teacher_seed=teacher_seed,
-            pool_kd=pool_kd,
+            [spec], data_root, fractions, seed_list, options=options, registry=registry, profile=profile, device=device, home=home,
+            force=force, submissions=submissions, command=command,
         )  # fmt: skip
     ]
     try:
@@ -94,10 +101,10 @@ def ablation(
         console.print("[yellow]interrupted:[/] finished rows are recorded; the same command resumes the rest.")
         raise typer.Exit(130)
     print_summary(outcomes, console, ResultsStore(home))
-    _, separator, source = requests[0].recorded_system.partition(SOURCE_SEPARATOR)  # the rows' @teacher-.../@pool-kd... part
-    rows = f"{spec.name}*{separator}{source}"
+    full = rows[0][spec.name]  # the rows' shared options (teacher, ...) are the full row's whole label
+    pattern = f"{spec.name}*{full.label()}" if full.label() else f"{spec.name}*"
     seeds = ",".join(map(str, seed_list))  # other seeds' records of the same rows would join the table
-    console.print(f"regenerate as markdown: ascbench leaderboard --systems '{rows}' --profile {profile} --seeds {seeds} --format md",
+    console.print(f"regenerate as markdown: ascbench leaderboard --systems '{pattern}' --profile {profile} --seeds {seeds} --format md",
                   highlight=False)  # fmt: skip
     if any(o.error for o in outcomes):
         raise typer.Exit(1)

@@ -1,4 +1,5 @@
-"""``ascbench predict`` and ``ascbench export dcase``: trained systems' outputs in the DCASE format."""
+"""``ascbench predict``, ``ascbench export dcase`` and ``export teacher-logits``: trained systems'
+outputs for the outside world."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.markup import escape
 from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, err_console, fail
 
 app = typer.Typer(
-    help="Export results for the outside world (DCASE 2024 Task 1 submission packages).",
+    help="Export results for the outside world: DCASE 2024 Task 1 submission packages, teacher-logits files.",
     no_args_is_help=True,
 )
 
@@ -35,14 +36,23 @@ def _device(name: str) -> str:
     return name
 
 
-def _spec(system: str, submissions: Path | None):
+def _spec(system: str, submissions: Path | None, home: Path | None, checkpoint: Path | None = None):
     """The registered system of ``system``, a registry name or a recorded one (an ablation row, a
-    run on a local teacher): its weights load into the same architecture."""
-    from ascbench.runner.request import registered_system
+    run on a local teacher): its weights load into the same architecture. A recorded name is looked
+    up in its records, else in the weights file (which names its system), never parsed."""
+    from ascbench.results.store import ResultsStore
+    from ascbench.systems.checkpoint import CheckpointError, read_checkpoint
     from ascbench.systems.registry import SystemLoadError, discover
 
     try:
-        return discover(submissions).get(registered_system(system))
+        registry = discover(submissions)
+        name = system if system in registry.systems else ResultsStore(home).registered_name(system)
+        if name not in registry.systems and checkpoint is not None and checkpoint.is_file():
+            try:
+                name = read_checkpoint(checkpoint)["system"] or name
+            except CheckpointError:
+                pass  # load_trained_model names what is wrong with the file
+        return registry.get(name)
     except SystemLoadError as error:
         fail(str(error))
 
@@ -69,9 +79,9 @@ def predict(
 
     if out.is_dir():  # found before the predictions are computed, not after
         fail(f"--out {out}: is a directory; give the output file's path, e.g. {out / 'output.csv'}")
-    spec = _spec(system, submissions)
     if not checkpoint.exists() and not checkpoint.is_absolute() and (resolve_home(home) / checkpoint).exists():
         checkpoint = resolve_home(home) / checkpoint
+    spec = _spec(system, submissions, home, checkpoint)
     try:
         files = list_audio(audio)
         model = prepare_model(load_trained_model(spec, checkpoint), weights)  # type: ignore[arg-type]
@@ -120,7 +130,6 @@ def dcase(
     from ascbench.export.meta import Affiliation, Author, SubmissionConfigError, SubmissionInfo, load_submission_config
     from ascbench.export.predict import AudioReadError
     from ascbench.systems.checkpoint import CheckpointError
-    from ascbench.runner.request import registered_system
     from ascbench.systems.registry import SystemLoadError, discover
 
     try:
@@ -139,7 +148,9 @@ def dcase(
     except SystemLoadError as error:  # a --submissions / $ASCBENCH_SUBMISSIONS folder that is not there
         fail(str(error))
     try:  # a recorded name (an ablation row, a run on a local teacher) loads its system's architecture
-        spec = registry.get(registered_system(system))
+        from ascbench.results.store import ResultsStore
+
+        spec = registry.get(system if system in registry.systems else ResultsStore(home).registered_name(system))
     except SystemLoadError as error:
         if eval_audio is not None:
             fail(str(error))
@@ -163,6 +174,9 @@ def dcase(
 
 def register(main: typer.Typer) -> None:
     """Add ``predict`` and the ``export`` group (``export dcase``) to the main app."""
+    from ascbench.cli.export_teacher import teacher_logits
+
     main.command("predict")(predict)
     app.command("dcase")(dcase)
+    app.command("teacher-logits")(teacher_logits)
     main.add_typer(app, name="export")

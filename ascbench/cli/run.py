@@ -15,10 +15,19 @@ from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")
 POOL_KD_HELP = (
-    "Distilled students also learn from the teacher on the split's unlabeled training-pool clips: "
-    "R pool clips per labelled clip each epoch (teacher targets only; cross-entropy stays on the split). "
-    "This is development audio outside the split, which the DCASE rules forbid; recorded as SYSTEM@pool-kdR. "
-    "Default 0: the split's clips only."
+    "Distilled students also learn from the teacher on R unlabeled training-pool clips per labelled clip "
+    "each epoch (development audio outside the split, which the DCASE rules forbid; recorded as SYSTEM@pool-kdR). "
+    "Shorthand for --set pool_kd=R."
+)
+TEACHER_HELP = (
+    "Where distilled students' teacher comes from: self-supervised (the distilled baselines' default), "
+    "checkpoint:PATH (HF HuBERT folder or BEATs .pt), logits:FILE (per-clip teacher logits, see docs/distillation.md), "
+    "or runs:SYS[,SYS...] (the mean of systems trained here on the same split and seed; missing ones are trained first). "
+    "A supervised system given logits:/runs: trains with logit KD. Shorthand for --set teacher=SOURCE."
+)
+SET_HELP = (
+    "Set any run option of the selected systems' recipes, KEY=VALUE (repeatable), e.g. --set teacher=runs:cp-mobile "
+    "--set ablate=fms,qat; `ascbench systems --options` lists each recipe's options."
 )
 
 
@@ -97,7 +106,7 @@ def parse_ablate(value: str | None) -> frozenset[str]:
 
 
 def run(
-    models: Annotated[str, typer.Option("--models", "-m", help="'all' (every registered system) or a comma-separated list of names; see `ascbench systems`.")] = "all",
+    models: Annotated[str, typer.Option("--models", "-m", help="'all' (every registered system but the teacher family) or a comma-separated list of names; see `ascbench systems`.")] = "all",
     fraction: Annotated[str, typer.Option("--fraction", "-f", help="Training split: 0.05, 0.1, 0.25, 0.5, 1.0 (or 5..100), a comma-separated list, or 'all' for the five official splits.")] = "0.25",
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each seed is a separate run and record.")] = "0",
     data: Annotated[Optional[str], typer.Option("--data", help="A TAU22-layout directory, or synth-tau22 (default: the small synthetic set, generated if missing), synth-tau22-tiny|small|medium.")] = None,
@@ -105,10 +114,12 @@ def run(
     device: Annotated[str, typer.Option("--device", help="auto (CUDA with mixed precision if present, else CPU), cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Rerun runs whose complete record already exists.")] = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Evaluate these trained weights instead of training (one system only).")] = None,
-    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="A local teacher: HF-format HuBERT directory or BEATs .pt checkpoint, instead of self-supervised pre-training.")] = None,
-    teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
+    teacher: Annotated[Optional[str], typer.Option("--teacher", help=TEACHER_HELP)] = None,
+    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="Alias of --teacher checkpoint:PATH: a local HF-format HuBERT folder or BEATs .pt instead of self-supervised pre-training.")] = None,
+    teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed, so a mean over seeds covers the teacher's draw too.")] = None,
     pool_kd: Annotated[float, typer.Option("--pool-kd", help=POOL_KD_HELP)] = 0.0,
-    ablate: Annotated[Optional[str], typer.Option("--ablate", help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table).")] = None,
+    ablate: Annotated[Optional[str], typer.Option("--ablate", help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table). Shorthand for --set ablate=....")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET_HELP)] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray task per run; pip install 'ascbench\\[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
     cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", help="Ray: CPUs requested by each run.")] = 1.0,
@@ -133,7 +144,7 @@ def run(
     try:
         fractions = parse_fractions(fraction)
         seed_list = parse_seeds(seeds)
-        ablations = parse_ablate(ablate)
+        settings = run_settings(teacher, teacher_checkpoint, teacher_seed, pool_kd, ablate, set_)
         registry = discover(submissions)
         specs = registry.select(models)
     except (ValueError, SystemLoadError) as error:
@@ -144,31 +155,30 @@ def run(
         fail("--checkpoint loads one system's weights: name exactly one system with --models")
     if checkpoint is not None and not checkpoint.is_file():
         fail(f"--checkpoint {checkpoint}: no such file (a model.pt written by `ascbench run`)")
-    if teacher_checkpoint is not None:
-        if checkpoint is not None:
-            fail("--checkpoint evaluates trained weights, which no teacher changes: drop --teacher-checkpoint")
-        teacher_checkpoint = check_teacher_checkpoint(teacher_checkpoint, specs)
-    if teacher_seed is not None:
-        check_teacher_seed(teacher_seed, specs)
-    if pool_kd:
-        check_pool_kd(pool_kd, specs, fractions, [ablations], profile)
-    check_ablations(ablations, specs, profile)
+    if checkpoint is not None and "teacher" in settings:
+        fail("--checkpoint evaluates trained weights, which no teacher changes: drop --teacher-checkpoint / --teacher")
+    try:
+        options = resolve_options(specs, settings, profile, fractions, registry)
+    except (ValueError, SystemLoadError) as error:
+        fail(str(error))
     data_root = resolve_data_root(data, home, progress=not no_progress)
+    try:
+        check_teachers(options, registry, data_root, fractions)
+    except (ValueError, SystemLoadError) as error:
+        fail(str(error))
 
     requests = build_requests(
         specs,
         data_root,
         fractions,
         seed_list,
+        options=options,
+        registry=registry,
         profile=profile,
         device=device,
         home=home,
         force=force,
         checkpoint=checkpoint,
-        teacher_checkpoint=teacher_checkpoint,
-        teacher_seed=teacher_seed,
-        pool_kd=pool_kd,
-        ablate=ablations,
         submissions=submissions,
         command=tuple(["ascbench", *sys.argv[1:]]),
     )
@@ -197,89 +207,76 @@ def run(
         raise typer.Exit(1)
 
 
-def check_teacher_checkpoint(path: Path, specs: list) -> Path:
-    """Fail before any training when a local teacher cannot serve the selected systems, its form
-    or its contents (loaded once here, so a broken file is one error, not one per run).
+def run_settings(
+    teacher: str | None, teacher_checkpoint: Path | None, teacher_seed: int | None, pool_kd: float | None, ablate: str | None,
+    sets: list[str] | None,
+) -> dict[str, str]:
+    """The run options asked for, as ``--set`` pairs: the shorthand flags first, ``--set`` last
+    (so it wins)."""
+    from ascbench.recipes.options import parse_settings
 
-    Returns the absolute path: runs on other workers (Ray) need not share this directory."""
-    from ascbench.checkpoints import teacher_checkpoint_format
-    from ascbench.recipes.teachers import load_teacher_checkpoint
-    from ascbench.runner.grid import teacher_kind
-
-    try:
-        held = teacher_checkpoint_format(path)
-    except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
-    distilling = [s for s in specs if teacher_kind(s)]
-    if not distilling:
-        fail(f"--teacher-checkpoint {path}: none of the selected systems distils from a teacher")
-    other = [s.name for s in distilling if teacher_kind(s) != held]
-    if other:
-        needed = " or ".join(sorted({str(teacher_kind(s)) for s in distilling if s.name in other}))
-        fail(f"--teacher-checkpoint {path} holds a {held} teacher, not the {needed} teacher of {', '.join(other)}: "
-             "run them without it, or in a separate command")
-    plain = [s.name for s in specs if not teacher_kind(s)]
-    if plain:
-        console.print(f"--teacher-checkpoint applies to {', '.join(s.name for s in distilling)}; "
-                      f"the others ({', '.join(plain)}) train as usual")
-    try:
-        load_teacher_checkpoint(held, path)
-    except (OSError, ValueError) as error:
-        fail(f"--teacher-checkpoint: {error}")
-    return path.absolute()  # not resolve(): a symlink's name stays the recorded name
+    settings: dict[str, str] = {}
+    if teacher is not None and teacher_checkpoint is not None:
+        raise ValueError("--teacher and --teacher-checkpoint both name a teacher: give one (--teacher checkpoint:PATH)")
+    if teacher_checkpoint is not None:
+        settings["teacher"] = f"checkpoint:{teacher_checkpoint}"
+    if teacher is not None:
+        settings["teacher"] = teacher
+    if teacher_seed is not None:
+        settings["teacher_seed"] = str(teacher_seed)
+    if pool_kd:
+        settings["pool_kd"] = repr(pool_kd)
+    if ablate:
+        settings["ablate"] = ",".join(sorted(parse_ablate(ablate)))
+    settings.update(parse_settings(sets or []))
+    return settings
 
 
-def check_teacher_seed(seed: int, specs: list) -> None:
-    """``--teacher-seed`` must be usable by at least one selected system (else it is a typo of --seeds)."""
-    from ascbench.runner.grid import teacher_kind
-
-    if seed < 0:
-        fail(f"--teacher-seed {seed}: expected a non-negative integer")
-    if not any(teacher_kind(s) for s in specs):
-        fail(f"--teacher-seed {seed}: none of the selected systems distils from a teacher (--seeds sets the runs' seeds)")
+SHORTHANDS = {"teacher": "--teacher", "teacher_seed": "--teacher-seed", "pool_kd": "--pool-kd", "ablate": "--ablate"}
 
 
-def check_pool_kd(ratio: float, specs: list, fractions: list[float], ablations: list[frozenset[str]], profile: str) -> None:
-    """``--pool-kd`` needs a distilling system, a split that leaves an unlabeled pool, and a teacher
-    term left on (pool clips have no labels: without one they would teach nothing), judged on the
-    recipe's effective configuration: beats-mobilenetv2 has no front or hier to keep."""
-    import math
+def resolve_options(specs: list, settings: dict[str, str], profile: str, fractions: list[float], registry) -> dict:
+    """Each selected system's run options: its recipe's defaults with the settings its options type
+    has, validated by the recipe (every error names the system and what to do instead).
 
+    A setting goes to the systems whose recipe has that option (``--pool-kd`` to the distilled
+    ones; the supervised ones train as usual); one that no selected recipe has is an error."""
+    from ascbench.recipes.base import options_type, recipe_options
+    from ascbench.recipes.options import option_names
     from ascbench.runner.execute import system_recipe
-    from ascbench.runner.grid import teacher_kind
 
-    if not math.isfinite(ratio) or ratio < 0:
-        fail(f"--pool-kd {ratio}: expected a non-negative number of pool clips per labelled clip, e.g. 1")
-    if not any(teacher_kind(s) for s in specs):
-        fail(f"--pool-kd {ratio:g}: none of the selected systems distils from a teacher")
-    if any(f >= 1.0 for f in fractions):
-        fail(f"--pool-kd {ratio:g}: the 100 % split leaves no unlabeled training-pool clips; choose a smaller --fraction")
-    for spec in filter(teacher_kind, specs):
-        for ablate in ablations:
-            distill = system_recipe(spec).config_for(profile, ablate).distill
-            if not distill.teacher_signal:
-                fail(f"--pool-kd {ratio:g}: {spec.name} without {', '.join(sorted(ablate))} keeps no teacher term, so the pool clips "
-                     "would teach nothing (they have no labels); keep on one of front, hier, kd that its recipe uses")
+    options, used = {}, set()
+    for spec in specs:
+        recipe = system_recipe(spec)
+        mine = {key: value for key, value in settings.items() if key in option_names(options_type(recipe))}
+        used |= set(mine)
+        options[spec.name] = recipe_options(recipe, mine, profile, spec.name, fractions)
+    for key in settings.keys() - used:
+        holders = [s.name for s in registry.systems.values() if key in option_names(options_type(system_recipe(s)))]
+        said = f"{SHORTHANDS[key]} {settings[key]}" if key in SHORTHANDS else f"--set {key}={settings[key]}"
+        where = f"; it is an option of {', '.join(holders)}" if holders else "; `ascbench systems --options` lists the options"
+        raise ValueError(f"{said}: none of the selected systems' recipes takes the option {key!r}{where}")
+    return options
 
 
-def check_ablations(
-    ablations: frozenset[str], specs: list, profile: str, option: str = "--ablate", remedy: str = ", or those systems out of --models"
-) -> None:
-    """Every component in ``option`` must be one each selected system's recipe uses; otherwise
-    the "ablated" row would be the full system again under an ablation's name."""
-    if not ablations:
-        return
-    from ascbench.runner.execute import inert_ablations, system_recipe
+def check_teachers(options: dict, registry, data_root: Path, fractions: list[float]) -> None:
+    """Teachers that give logits, checked against the data before anything trains: every member of
+    a ``runs:`` ensemble is a registered system, and a ``logits:`` file covers every clip the
+    students learn from (one error line naming the file otherwise)."""
+    from ascbench.data.reader import load_dataset, load_split
+    from ascbench.distill.logits_file import read_teacher_logits
 
-    try:
-        inert = {spec.name: names for spec in specs if (names := inert_ablations(system_recipe(spec), profile, ablations))}
-    except ValueError as error:  # an unknown profile
-        fail(str(error))
-    if inert:
-        unused = "; ".join(f"{name} does not use {', '.join(names)}" for name, names in inert.items())
-        fail(f"{option} {','.join(sorted(ablations))} at profile {profile!r}: {unused} (a run without them trains exactly "
-             "as the full system, and would repeat it on the leaderboard under an ablation's name). "
-             f"Leave those components out of {option}{remedy}.")
+    sources = {(o.source, float(getattr(o, "pool_kd", 0.0) or 0.0)) for o in options.values() if o.source is not None}
+    for source, pool_kd in sources:
+        for system in source.systems:
+            registry.get(system)  # a SystemLoadError names the known systems
+        if source.kind != "logits":
+            continue
+        dataset = load_dataset(data_root)
+        logits = read_teacher_logits(source.path, {c.filename for c in dataset.clips})
+        for fraction in fractions:
+            split = load_split(dataset, fraction)
+            logits.for_clips([c.filename for c in split.train] + ([c.filename for c in split.unlabeled] if pool_kd > 0 else []))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from ascbench.cli.common import SUBMISSIONS_HELP, console, fail, report_plugin_p
 def systems(
     submissions: Annotated[Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)] = None,
     no_complexity: Annotated[bool, typer.Option("--no-complexity", help="Skip building each model to count params and MACs.")] = False,
+    options: Annotated[bool, typer.Option("--options", help="Instead, list each system's run options (what `ascbench run --set KEY=VALUE` sets) with their defaults.")] = False,
 ) -> None:
     """List every registered system (baselines/, submissions/, entry points) with its family,
     reference, frontend, params and MACs per 1-s clip; plugins that failed to load are listed
@@ -25,6 +26,9 @@ def systems(
         registry = discover(submissions)
     except SystemLoadError as error:  # a --submissions / $ASCBENCH_SUBMISSIONS folder that is not there
         fail(str(error))
+    if options:
+        print_options(registry)
+        return
     table = Table(title="Registered systems")
     for column in ("name", "family", "paper", "frontend", "params", "MACs", "reference", "origin"):
         table.add_column(column, justify="right" if column in ("params", "MACs") else "left", overflow="fold")
@@ -42,6 +46,26 @@ def systems(
         table.add_row(spec.name, spec.family, spec.paper_label or "", spec.frontend.name, params, macs, spec.reference, spec.origin)
     console.print(table)
     report_plugin_problems([*registry.problems, *broken])
+
+
+def print_options(registry) -> None:
+    """One table row per (system, option): the recipe's options type, its default and what it does."""
+    import dataclasses
+
+    from ascbench.recipes.base import options_type
+    from ascbench.runner.execute import system_recipe
+
+    table = Table(title="Run options (ascbench run --set KEY=VALUE)")
+    for column in ("system", "option", "default", "what"):
+        table.add_column(column, overflow="fold")
+    for name in registry.names():
+        kind = options_type(system_recipe(registry.get(name)))
+        defaults = kind()
+        for f in dataclasses.fields(kind):
+            default = getattr(defaults, f.name)
+            table.add_row(name, f.name, "none" if default is None else ",".join(default) if isinstance(default, tuple) else str(default),
+                          f.metadata.get("help", ""))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

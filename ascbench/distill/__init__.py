@@ -3,56 +3,48 @@
 Pure modules: recipes wire them to teachers and students. Training-only parts (the projection
 W_p, auxiliary stage heads) live outside the deployable model so that what is measured and
 quantized is exactly the student.
+
+Attributes load lazily, so that :mod:`ascbench.distill.sources` (what ``--teacher`` names) can be
+read by the CLI and by records without importing torch.
 """
 
-from ascbench.distill.features import (
-    FeatureTaps,
-    frame_sequence,
-    pool_student,
-    pool_teacher,
-    pooled_taps,
-    tap_channels,
-)
-from ascbench.distill.losses import (
-    ABLATABLE,
-    DistillConfig,
-    DistillObjective,
-    FrontAlignment,
-    HierarchicalKD,
-    LossTerms,
-    adaptive_temperature,
-    cosine_alignment_loss,
-    kd_loss,
-    logit_kd_loss,
-    total_loss,
-)
-from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, fake_quantize, has_fake_quant
-from ascbench.distill.routing import Routing, linear_cka, route, similarity_matrix
+from __future__ import annotations
 
-__all__ = [
-    "ABLATABLE",
-    "DistillConfig",
-    "DistillObjective",
-    "FeatureTaps",
-    "FrontAlignment",
-    "HierarchicalKD",
-    "LossTerms",
-    "Routing",
-    "adaptive_temperature",
-    "attach_fake_quant",
-    "cosine_alignment_loss",
-    "detach_fake_quant",
-    "fake_quantize",
-    "frame_sequence",
-    "has_fake_quant",
-    "kd_loss",
-    "linear_cka",
-    "logit_kd_loss",
-    "pool_student",
-    "pool_teacher",
-    "pooled_taps",
-    "route",
-    "similarity_matrix",
-    "tap_channels",
-    "total_loss",
-]
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "ABLATABLE": "ascbench.distill.losses",
+    "DistillConfig": "ascbench.distill.losses",
+    "DistillObjective": "ascbench.distill.losses",
+    "FeatureTaps": "ascbench.distill.features",
+    "FrontAlignment": "ascbench.distill.losses",
+    "HierarchicalKD": "ascbench.distill.losses",
+    "LossTerms": "ascbench.distill.losses",
+    "Routing": "ascbench.distill.routing",
+    "adaptive_temperature": "ascbench.distill.losses",
+    "attach_fake_quant": "ascbench.distill.qat",
+    "cosine_alignment_loss": "ascbench.distill.losses",
+    "detach_fake_quant": "ascbench.distill.qat",
+    "fake_quantize": "ascbench.distill.qat",
+    "frame_sequence": "ascbench.distill.features",
+    "has_fake_quant": "ascbench.distill.qat",
+    "kd_loss": "ascbench.distill.losses",
+    "linear_cka": "ascbench.distill.routing",
+    "logit_kd_loss": "ascbench.distill.losses",
+    "pool_student": "ascbench.distill.features",
+    "pool_teacher": "ascbench.distill.features",
+    "pooled_taps": "ascbench.distill.features",
+    "route": "ascbench.distill.routing",
+    "similarity_matrix": "ascbench.distill.routing",
+    "tap_channels": "ascbench.distill.features",
+    "total_loss": "ascbench.distill.losses",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'ascbench.distill' has no attribute {name!r}")

@@ -40,7 +40,6 @@ from ascbench.features.frontends import FRONTENDS, Frontend
 from ascbench.paths import resolve_home
 from ascbench.results.record import Record, audio_outside_split
 from ascbench.results.store import ResultsStore
-from ascbench.runner.request import registered_system
 from ascbench.systems.checkpoint import load_trained_model
 from ascbench.systems.spec import SystemSpec
 
@@ -68,7 +67,7 @@ class ExportResult:
 def rerun_command(record: Record, fractions: str) -> str:
     """The command that recorded ``record``, for other splits: a run on a local teacher, an
     ablation row or a pool run is named by its options, not by ``--models`` alone."""
-    name = str(record.system.get("name") or registered_system(record.key.system))
+    name = str(record.system.get("name") or record.key.system)
     command = [str(part) for part in record.provenance.get("command") or ()]
     if command[:2] not in (["ascbench", "run"], ["ascbench", "ablation"]):
         return f"ascbench run --models {name} --fraction {fractions}"
@@ -107,11 +106,11 @@ def select_records(
     records = list(store.iter_records(dataset=data, system=system, profile=profile))
     filters = "".join(f", {k} {v!r}" for k, v in (("data set", data), ("profile", profile)) if v is not None)
     if not records:
-        how = "" if registered_system(system) == system else ", with the options that name the run (see `ascbench leaderboard`)"
         where = "".join(f" {flag} {value}" for flag, value in (("--data", _run_data(data)), ("--profile", profile)) if value)
         raise ExportError(
             f"no records of system {system!r}{filters} in {store.root}; "
-            f"run `ascbench run --models {registered_system(system)} --fraction all{where}`{how} first"
+            f"run `ascbench run --models {system} --fraction all{where}` first if it is a registered system; a row "
+            "with run options (an ablation, a teacher) is run with those options (`ascbench leaderboard` shows the recorded names)"
         )
     for attribute, flag in (("dataset", "--data"), ("profile", "--profile")):
         values = sorted({getattr(r.key, attribute) for r in records})

@@ -27,7 +27,7 @@ from sklearn.metrics import log_loss
 from ascbench.data.layout import DEVICES, SCENES, fraction_percent
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.features.frontends import BaselineMel, Frontend, KaldiFbank, RawWaveform
-from ascbench.results.record import Record
+from ascbench.results.record import Record, external_resources, run_options
 
 TASK = "task1"
 SPLIT_PERCENTS: tuple[int, ...] = (5, 10, 25, 50, 100)
@@ -183,10 +183,11 @@ def system_block(
         known["complexity_management"] = "16-bit float parameters"
     description = {name: info.description.get(name, known.get(name, "")) for name in DESCRIPTION_FIELDS}
     first = next(iter(records.values()))
-    teachers = sorted({str(c) for r in records.values() if (c := (r.provenance.get("config") or {}).get("teacher_checkpoint"))})
+    teachers = sorted({str(t) for r in records.values() if external_resources(r) and (t := run_options(r).get("teacher"))})
+    teachers = [t.split(":", 1)[1] + (" (--teacher-checkpoint)" if t.startswith("checkpoint:") else " (--teacher logits:)") for t in teachers]
     method = f"ascbench system: {first.system.get('description', '')}".strip()
     if teachers:  # the description names both kinds of teacher; say which this one was
-        method += f"; its teacher was loaded from {', '.join(teachers)} (--teacher-checkpoint), not pre-trained by ascbench"
+        method += f"; its teacher was loaded from {', '.join(teachers)}, not pre-trained by ascbench"
     comments: Comments = {
         ("system", "description", "input_sampling_rate"): "rate the frontend resamples the 44.1 kHz clips to",
         ("system", "description", "machine_learning_method"): method,
@@ -205,7 +206,7 @@ def system_block(
     }
     if info.external_datasets is None:
         known_use = (
-            f"the teacher was loaded from {', '.join(teachers)} (--teacher-checkpoint): list the data it was pre-trained on"
+            f"the teacher was loaded from {', '.join(teachers)}: list the data it was pre-trained on"
             if teachers else "ascbench cannot tell, so it is left empty"
         )
         comments[("system", "external_datasets")] = (

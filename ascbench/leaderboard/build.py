@@ -24,7 +24,7 @@ from ascbench.evaluation.bootstrap import DEFAULT_RESAMPLES, PairedComparison
 from ascbench.evaluation.metrics import aggregate
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.leaderboard.compare import paired_over_seeds
-from ascbench.results.record import Record, audio_outside_split
+from ascbench.results.record import Record, audio_outside_split, external_resources
 from ascbench.results.store import CorruptRecordError, ResultsStore
 from ascbench.results.identity import identity_label
 
@@ -51,7 +51,7 @@ COLUMNS: tuple[str, ...] = (
     "seen_accuracy", "seen_accuracy_std", "unseen_accuracy", "unseen_accuracy_std",
     "attenuation_pct", "attenuation_pct_std", "attenuation_points", "attenuation_points_std",
     "log_loss", "log_loss_std", "param_memory_kb_int8", "int8_artifact_kb",
-    "memory_ok", "macs_ok", "split_audio_only", "audio_outside_split", "dcase_pass",
+    "memory_ok", "macs_ok", "split_audio_only", "audio_outside_split", "external_resources", "dcase_pass",
     "delta_vs_best", "delta_ci95_low", "delta_ci95_high", "delta_p_value", "delta_significant", "delta_seeds",
 )  # fmt: skip
 """Columns of a leaderboard frame, in order. Accuracies are fractions; ``delta_*`` is the paired
@@ -225,6 +225,7 @@ def _summarise(system: str, records: Sequence[Record]) -> dict[str, object]:
     outside = list(dict.fromkeys(use for r in records for use in audio_outside_split(r)))
     row["split_audio_only"] = not outside
     row["audio_outside_split"] = ", ".join(outside) or None
+    row["external_resources"] = ", ".join(dict.fromkeys(use for r in records for use in external_resources(r))) or None
     checks = (row["memory_ok"], row["macs_ok"], row["split_audio_only"])
     row["dcase_pass"] = False if False in checks else (None if None in checks else True)
     return row

@@ -19,9 +19,9 @@ from ascbench.leaderboard.build import DCASE_MAX_MACS, DCASE_MAX_PARAM_KB, SPLIT
 DASH = "—"
 DCASE_NOTE = (
     f"DCASE limits: ≤ {DCASE_MAX_PARAM_KB:g} kB int8 parameter memory and ≤ {DCASE_MAX_MACS / 1e6:g} M MACs "
-    "per 1-s clip, trained on the split's audio only (plus external resources a submission lists, "
-    "such as a --teacher-checkpoint; a teacher pre-trained here on the split's unlabeled pool, and --pool-kd, "
-    "use development audio outside the split). Accuracy: macro class-wise accuracy on test.csv, mean ± std over seeds; 95 % CI: "
+    "per 1-s clip, trained on the split's audio only (plus external resources a submission lists: a teacher "
+    "checkpoint or teacher logits file passes if declared; an ensemble teacher of runs trained on the split passes; "
+    "a teacher pre-trained here on the split's unlabeled pool, and --pool-kd, use development audio outside the split). Accuracy: macro class-wise accuracy on test.csv, mean ± std over seeds; 95 % CI: "
     "test-clip bootstrap, averaged over seeds. Δ vs best: paired bootstrap over the same test clips "
     "and seeds (significant = 95 % interval excludes 0)."
 )
@@ -52,7 +52,10 @@ def dcase_verdict(row: pd.Series) -> str:
     if broken:
         return "FAIL: " + ", ".join(broken)
     unknown = [name for name, ok in checks if _missing(ok)]
-    return "unknown: " + ", ".join(unknown) + " (uncounted operators)" if unknown else "pass"
+    if unknown:
+        return "unknown: " + ", ".join(unknown) + " (uncounted operators)"
+    external = row.get("external_resources")
+    return f"pass if declared: {external}" if isinstance(external, str) and external else "pass"
 
 
 def delta_text(row: pd.Series, is_best: bool, best_seeds: int | None = None) -> str:

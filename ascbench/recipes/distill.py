@@ -35,9 +35,12 @@ outside the split, which DCASE forbids, and the leaderboard marks such rows as f
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -49,7 +52,9 @@ from ascbench.distill.losses import DistillConfig, DistillObjective, resample_fr
 from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, has_fake_quant
 from ascbench.distill.routing import Routing, route
 from ascbench.features.cache import CachedFeatures
-from ascbench.recipes.base import RecipeContext, RecipeResult
+from ascbench.distill.sources import SELF_SUPERVISED, parse_teacher
+from ascbench.recipes.base import RecipeContext, RecipeResult, with_epochs
+from ascbench.recipes.options import SOURCE_SEPARATOR, RunOptions
 from ascbench.recipes.supervised import training_data, training_notes
 from ascbench.recipes.teachers import TeacherConfig, TeacherStage, prepare_teacher
 from ascbench.results.provenance import config_hash
@@ -59,13 +64,41 @@ from ascbench.training.augment import roll_by, spec_layout
 from ascbench.training.config import QUICK_MIN_STEPS
 
 
+POOL_KD_HELP = (
+    "Distilled students also learn from the teacher on the split's unlabeled training-pool clips: "
+    "R pool clips per labelled clip each epoch (teacher targets only; cross-entropy stays on the split). "
+    "This is development audio outside the split, which the DCASE rules forbid; recorded as SYSTEM@pool-kdR. "
+    "Default 0: the split's clips only."
+)
+
+
+@dataclass(frozen=True)
+class DistillOptions(RunOptions):
+    """A distilled system's run options: the teacher source (by default the self-supervised one
+    the harness pre-trains), its fine-tuning seed, and pool KD."""
+
+    teacher: str | None = field(default=SELF_SUPERVISED, metadata=dataclasses.fields(RunOptions)[0].metadata)
+    teacher_seed: int | None = field(default=None, metadata={"label": lambda v: f"{SOURCE_SEPARATOR}teacher-seed{v}", "help": (
+        "Fine-tune the pre-trained teacher with this seed in every run (recorded as SYSTEM@teacher-seedN); "
+        "none: each run fine-tunes it with its own seed, so a mean over seeds covers the teacher's draw too")})
+    pool_kd: float = field(default=0.0, metadata={"label": lambda v: f"{SOURCE_SEPARATOR}pool-kd{v:g}", "help": POOL_KD_HELP})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.teacher_seed is not None and self.teacher_seed < 0:
+            raise ValueError(f"teacher_seed={self.teacher_seed}: expected a non-negative integer")
+        if not math.isfinite(self.pool_kd) or self.pool_kd < 0:
+            raise ValueError(f"pool_kd={self.pool_kd}: expected a non-negative number of pool clips per labelled clip, e.g. 1")
+
+
 @dataclass(frozen=True)
 class DistillRecipeConfig:
     """Everything that shapes a distilled student (hashed into its record)."""
 
     train: TrainConfig
     distill: DistillConfig
-    teacher: TeacherConfig
+    teacher: TeacherConfig | None
+    """The teacher network the recipe pre-trains or loads; None for a teacher that gives logits only."""
     two_stage: bool = True
     """Stage 1 front-end alignment, then stage 2 hierarchical KD; False: one KD stage."""
     stage1_fraction: float = 0.3
@@ -92,9 +125,11 @@ class TeacherTargets:
     """The teacher's stored outputs as tensors, indexed by feature-cache row."""
 
     logits: torch.Tensor
-    layer_logits: torch.Tensor
-    cnn_features: np.ndarray
-    """[N, T, D] float16, memory-mapped; batches are converted on the fly."""
+    layer_logits: torch.Tensor | None
+    cnn_features: np.ndarray | None
+    """[N, T, D] float16, memory-mapped; batches are converted on the fly (None: logits only)."""
+    name: str = ""
+    """What the engine's resume fingerprint calls the teacher."""
 
     @classmethod
     def from_stage(cls, stage: TeacherStage) -> "TeacherTargets":
@@ -103,7 +138,21 @@ class TeacherTargets:
             logits=torch.from_numpy(np.array(stage.outputs["logits"], dtype=np.float32)),
             layer_logits=torch.from_numpy(np.array(stage.outputs["layer_logits"], dtype=np.float32)),
             cnn_features=stage.outputs["cnn_features"],
+            name=stage.directory.name,
         )
+
+    @classmethod
+    def from_logits(cls, ctx: RecipeContext, data: TrainingData) -> "TeacherTargets":
+        """The logits of a teacher that gives logits only, at the rows the student trains on (its
+        labelled clips and any pool clips); the other rows are never read."""
+        if ctx.teacher_logits is None:
+            raise ValueError(f"{ctx.spec.name}: the run has no teacher logits (the runner resolves --teacher logits:/runs:)")
+        rows = np.asarray(data.rows) if data.pool is None else np.concatenate([data.rows, data.pool.rows])
+        logits = np.asarray(ctx.teacher_logits([ctx.features.filenames[r] for r in rows]), dtype=np.float32)
+        table = np.zeros((len(ctx.features.filenames), logits.shape[1]), dtype=np.float32)
+        table[rows] = logits
+        digest = hashlib.sha256(logits.tobytes()).hexdigest()[:12]
+        return cls(logits=torch.from_numpy(table), layer_logits=None, cnn_features=None, name=f"logits-{digest}")
 
     def front(self, rows: torch.Tensor, device: torch.device) -> torch.Tensor:
         return torch.from_numpy(np.asarray(self.cnn_features[rows.numpy()], dtype=np.float32)).to(device)
@@ -121,102 +170,181 @@ class DistillRecipe:
             raise ValueError(f"recipe {self.name!r} has no profile {profile!r}; valid profiles: {', '.join(self.configs)}")
         return self.configs[profile]
 
+    options_type = DistillOptions
+
     @property
     def teacher_name(self) -> str:
-        """Stage-sharing key for executors (the same teacher for every profile's kind)."""
+        """The teacher network (``hubert``, ``beats``) of the recipe's layered sources."""
         return next(iter(self.configs.values())).teacher.kind
 
-    def config_for(self, profile: str, ablate: frozenset[str] = frozenset()) -> DistillRecipeConfig:
-        """The configuration a run really trains with: components in ``ablate`` switched off."""
+    def config_for(self, profile: str, options: RunOptions = DistillOptions()) -> DistillRecipeConfig:
+        """The configuration a run really trains with: ablated components switched off, and the
+        teacher the source gives (a checkpoint's architecture is its own; a logits source has no
+        teacher network), so the record never shows the harness's teacher where none was used."""
         config = self.config(profile)
-        distill = config.distill.ablated(ablate)
+        distill = config.distill.ablated(options.ablated)
         train = dataclasses.replace(
-            config.train,
+            with_epochs(config.train, options.epochs),
             fms_p=config.train.fms_p if distill.fms else 0.0,
             adir_p=config.train.adir_p if distill.adir else 0.0,
         )
-        return dataclasses.replace(config, train=train, distill=distill)
+        source = options.source
+        teacher = config.teacher
+        if source is not None and source.kind == "checkpoint":
+            teacher = dataclasses.replace(teacher, size="checkpoint", pretrain=None)
+        elif source is not None and not source.layered:
+            teacher = None
+        return dataclasses.replace(config, train=train, distill=distill, teacher=teacher)
+
+    def validate(self, options: DistillOptions, profile: str, system: str, fractions: Sequence[float] = ()) -> None:
+        """Refuse, with a sentence, what this recipe cannot train (before anything runs)."""
+        distill = self.config_for(profile, options).distill
+        source = options.source
+        if source is None:
+            if distill.teacher_signal:
+                raise ValueError("teacher=none: its recipe distils from a teacher; give one with --teacher, or switch "
+                                 "every teacher term off (--ablate front,hier,kd)")
+        elif not source.layered:
+            layered = [name for name, on in (("front-end alignment (front)", distill.front), ("hierarchical KD (hier)", distill.hier)) if on]
+            if layered:
+                raise ValueError(f"{' and '.join(layered)} read the teacher's layers, and --teacher {source.spec} gives logits "
+                                 f"only; switch {'them' if len(layered) > 1 else 'it'} off with --ablate "
+                                 f"{','.join(n.split('(')[1][:-1] for n in layered)} (the final-logit KD stays), or use a "
+                                 "self-supervised or checkpoint: teacher")
+            if options.teacher_seed is not None:
+                raise ValueError(f"--teacher-seed fine-tunes a pre-trained teacher, and --teacher {source.spec} has none to fine-tune")
+        elif source.kind == "checkpoint":
+            check_teacher_checkpoint(source.path, self.teacher_name, system)
+        if options.pool_kd > 0:
+            if any(f >= 1.0 for f in fractions):
+                raise ValueError(f"--pool-kd {options.pool_kd:g}: the 100 % split leaves no unlabeled training-pool clips; "
+                                 "choose a smaller --fraction")
+            if not distill.teacher_signal:
+                what = f" without {', '.join(options.ablate)}" if options.ablate else ""
+                raise ValueError(f"--pool-kd {options.pool_kd:g}: {system}{what} keeps no teacher term, so the pool clips "
+                                 "would teach nothing (they have no labels); keep on one of front, hier, kd that its recipe uses")
 
     def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:
-        config = self.config_for(ctx.profile, ctx.ablate)
-        distill, train_config = config.distill, config.train
-        teacher = config.teacher
-        if ctx.extra.get("teacher_seed") is not None:  # the runner's choice (the run's seed unless pinned)
-            teacher = dataclasses.replace(teacher, finetune_seed=int(ctx.extra["teacher_seed"]))
-        stage = targets = None
-        if distill.teacher_signal:
-            stage = prepare_teacher(ctx, teacher, ctx.extra.get("teacher_checkpoint"))
-            targets = TeacherTargets.from_stage(stage)
-        else:
-            ctx.log(f"{ctx.spec.name}: no teacher term (front, hier, kd) is on, so no teacher is prepared")
-        data = training_data(ctx, train_config)
-        pool_kd = float(ctx.extra.get("pool_kd") or 0.0)
-        if pool_kd > 0:
-            data = with_unlabeled_pool(data, ctx, pool_kd, distill)
-        front_tap = getattr(model, "front_tap", None)
-        stage_taps = tuple(model.stage_taps()) if hasattr(model, "stage_taps") else ()
-        if (distill.front and front_tap is None) or (distill.hier and not stage_taps):
-            raise ValueError(f"{ctx.spec.name}: front alignment / hierarchical KD need a student with front_tap and stage_taps()")
-        shape = model_input_shape(ctx.spec)[1:]
-        timings = dict(stage.seconds) if stage is not None else {}
-        notes: dict[str, object] = (_teacher_notes(stage, teacher) if stage is not None else {}) | {"ablate": sorted(ctx.ablate)}
-        if data.pool is not None:
-            notes["pool_kd"] = {"ratio": pool_kd, "pool_clips": len(data.pool.rows), "per_epoch": data.pool.per_epoch}
+        config = self.config_for(ctx.profile, ctx.options)
+        teacher_seed = getattr(ctx.options, "teacher_seed", None)
+        if config.teacher is not None:  # the run's seed unless pinned: each seed re-draws the teacher's fine-tuning too
+            config = dataclasses.replace(config, teacher=dataclasses.replace(config.teacher, finetune_seed=ctx.seed if teacher_seed is None else teacher_seed))
+        return distil(model, ctx, config, getattr(ctx.options, "pool_kd", 0.0))
 
-        roll = aligned_roll(ctx.features, train_config) if distill.front else None
-        if roll is not None:  # the loss rolls the inputs, and the teacher's frames with them
-            train_config = dataclasses.replace(train_config, roll_s=0.0)
-            notes["time_roll"] = f"inputs and the teacher's frames rolled together, up to ±{roll.max_shift} input frames"
-        stage_name = stage.directory.name if stage is not None else "none"
-        stage1_config, stage2_config = split_stages(train_config, len(data), config.stage1_fraction if config.two_stage and distill.front else 0.0)
-        front_module = None
-        if stage1_config is not None:
-            objective = DistillObjective(
-                dataclasses.replace(distill, hier=False, final_kd=False),
-                teacher_front_dim=stage.cnn_dim,
-                student_front_channels=tap_channels(model, [front_tap], shape)[0],
-                unlabeled=data.pool is not None,
-                label_smoothing=train_config.label_smoothing,
-            )
-            wrapper = StudentWithObjective(model, objective)
-            started = time.perf_counter()
-            result = train(wrapper, data, stage1_config, ctx.workdir / "stage1", ctx.seed, ctx.device, ctx.progress,
-                           loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, (), stage_name, roll))  # fmt: skip
-            timings["stage1_align_s"] = time.perf_counter() - started
-            notes["stage1"] = training_notes(result)
-            front_module = objective.front
 
-        routing = _routing(model, stage, ctx, stage_taps, distill) if distill.hier else None
-        if routing is not None:
-            notes["routing"] = {"taps": list(stage_taps), "layers": [list(r) for r in routing.layers]}
+def distil(model: nn.Module, ctx: RecipeContext, config: DistillRecipeConfig, pool_kd: float = 0.0) -> RecipeResult:
+    """Train ``model`` from the run's teacher under ``config``: the one distillation loop of every
+    recipe (H_M's two stages, BASE_III's logit KD, a supervised system given ``--teacher``)."""
+    distill, train_config = config.distill, config.train
+    source = parse_teacher(ctx.options.teacher) if ctx.options.teacher else None
+    data = training_data(ctx, train_config)
+    if pool_kd > 0:
+        data = with_unlabeled_pool(data, ctx, pool_kd, distill)
+    stage = targets = None
+    notes: dict[str, object] = {}
+    if not distill.teacher_signal:
+        ctx.log(f"{ctx.spec.name}: no teacher term (front, hier, kd) is on, so no teacher is prepared")
+    elif source is not None and source.layered:
+        stage = prepare_teacher(ctx, config.teacher, source.path if source.kind == "checkpoint" else None)
+        targets = TeacherTargets.from_stage(stage)
+        notes = _teacher_notes(stage, config.teacher)
+    else:
+        targets = TeacherTargets.from_logits(ctx, data)
+        notes = {"teacher": source.spec if source else None, **ctx.teacher_info}
+    notes["ablate"] = sorted(ctx.ablate)
+    front_tap = getattr(model, "front_tap", None)
+    stage_taps = tuple(model.stage_taps()) if hasattr(model, "stage_taps") else ()
+    if (distill.front and front_tap is None) or (distill.hier and not stage_taps):
+        raise ValueError(f"{ctx.spec.name}: front alignment / hierarchical KD need a student with front_tap and stage_taps()")
+    shape = model_input_shape(ctx.spec)[1:]
+    timings = dict(stage.seconds) if stage is not None else {}
+    if data.pool is not None:
+        notes["pool_kd"] = {"ratio": pool_kd, "pool_clips": len(data.pool.rows), "per_epoch": data.pool.per_epoch}
+
+    roll = aligned_roll(ctx.features, train_config) if distill.front else None
+    if roll is not None:  # the loss rolls the inputs, and the teacher's frames with them
+        train_config = dataclasses.replace(train_config, roll_s=0.0)
+        notes["time_roll"] = f"inputs and the teacher's frames rolled together, up to ±{roll.max_shift} input frames"
+    stage_name = stage.directory.name if stage is not None else (targets.name if targets is not None else "none")
+    stage1_config, stage2_config = split_stages(train_config, len(data), config.stage1_fraction if config.two_stage and distill.front else 0.0)
+    front_module = None
+    if stage1_config is not None:
         objective = DistillObjective(
-            distill,
-            teacher_front_dim=stage.cnn_dim if distill.front else None,
-            student_front_channels=tap_channels(model, [front_tap], shape)[0] if distill.front else None,
-            stage_channels=tap_channels(model, stage_taps, shape) if distill.hier else (),
-            routing=routing,
+            dataclasses.replace(distill, hier=False, final_kd=False),
+            teacher_front_dim=stage.cnn_dim,
+            student_front_channels=tap_channels(model, [front_tap], shape)[0],
             unlabeled=data.pool is not None,
             label_smoothing=train_config.label_smoothing,
         )
-        if front_module is not None:
-            objective.front = front_module  # W_p keeps what stage 1 learned
-        if distill.qat_active(0, stage2_config.epochs):  # a stage too short for the epoch hook to reach
-            attach_fake_quant(model)
         wrapper = StudentWithObjective(model, objective)
         started = time.perf_counter()
-        result = train(
-            wrapper, data, stage2_config, ctx.workdir / "stage2", ctx.seed, ctx.device, ctx.progress,
-            loss_fn=_loss_fn(targets, distill, stage2_config, len(data), front_tap if distill.front else None,
-                             stage_taps if distill.hier else (), stage_name, roll),
-            on_epoch_end=_qat_hook(distill, stage2_config.epochs) if distill.qat else None,
-        )  # fmt: skip
-        timings["stage2_kd_s"] = time.perf_counter() - started
-        notes["stage2"] = training_notes(result)
-        student = wrapper.student
-        if has_fake_quant(student):
-            detach_fake_quant(student, bake=True)
-            notes["qat"] = "int8-grid weights from quantization-aware training"
-        return RecipeResult(model=student.eval(), stage_seconds=timings, notes=notes)
+        result = train(wrapper, data, stage1_config, ctx.workdir / "stage1", ctx.seed, ctx.device, ctx.progress,
+                       loss_fn=_loss_fn(targets, distill, stage1_config, len(data), front_tap, (), stage_name, roll))  # fmt: skip
+        timings["stage1_align_s"] = time.perf_counter() - started
+        notes["stage1"] = training_notes(result)
+        front_module = objective.front
+
+    routing = _routing(model, stage, ctx, stage_taps, distill) if distill.hier else None
+    if routing is not None:
+        notes["routing"] = {"taps": list(stage_taps), "layers": [list(r) for r in routing.layers]}
+    objective = DistillObjective(
+        distill,
+        teacher_front_dim=stage.cnn_dim if distill.front else None,
+        student_front_channels=tap_channels(model, [front_tap], shape)[0] if distill.front else None,
+        stage_channels=tap_channels(model, stage_taps, shape) if distill.hier else (),
+        routing=routing,
+        unlabeled=data.pool is not None,
+        label_smoothing=train_config.label_smoothing,
+    )
+    if front_module is not None:
+        objective.front = front_module  # W_p keeps what stage 1 learned
+    if distill.qat_active(0, stage2_config.epochs):  # a stage too short for the epoch hook to reach
+        attach_fake_quant(model)
+    wrapper = StudentWithObjective(model, objective)
+    started = time.perf_counter()
+    result = train(
+        wrapper, data, stage2_config, ctx.workdir / "stage2", ctx.seed, ctx.device, ctx.progress,
+        loss_fn=_loss_fn(targets, distill, stage2_config, len(data), front_tap if distill.front else None,
+                         stage_taps if distill.hier else (), stage_name, roll),
+        on_epoch_end=_qat_hook(distill, stage2_config.epochs) if distill.qat else None,
+    )  # fmt: skip
+    timings["stage2_kd_s"] = time.perf_counter() - started
+    notes["stage2"] = training_notes(result)
+    student = wrapper.student
+    if has_fake_quant(student):
+        detach_fake_quant(student, bake=True)
+        notes["qat"] = "int8-grid weights from quantization-aware training"
+    return RecipeResult(model=student.eval(), stage_seconds=timings, notes=notes)
+
+
+LOGIT_KD = DistillConfig(front=False, hier=False, qat=False, fms=True, adir=True)
+"""The objective a supervised system trains with when given a teacher: BASE_III's, final-logit KL at
+the adaptive temperature plus cross-entropy, weighted equally (eq. 19 with α1 unused)."""
+
+
+def logit_kd_config(train_config: TrainConfig) -> DistillRecipeConfig:
+    """A supervised recipe's configuration with a teacher that gives logits: its own training
+    configuration (same profile, steps and augmentations) and :data:`LOGIT_KD`, in one stage."""
+    return DistillRecipeConfig(train_config, LOGIT_KD, teacher=None, two_stage=False)
+
+
+def check_teacher_checkpoint(path: Path, kind: str, system: str) -> None:
+    """A local teacher must be of the recipe's kind and load (read once here, so a broken file is
+    one error before any run, not one per run)."""
+    from ascbench.checkpoints import teacher_checkpoint_format
+    from ascbench.recipes.teachers import load_teacher_checkpoint
+
+    try:
+        held = teacher_checkpoint_format(path)
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from None
+    if held != kind:
+        raise ValueError(f"--teacher-checkpoint {path} holds a {held} teacher, not the {kind} teacher of {system}: "
+                         "run it without that checkpoint, or in a separate command")
+    try:
+        load_teacher_checkpoint(held, path)
+    except OSError as error:
+        raise ValueError(f"--teacher-checkpoint: {error}") from None
 
 
 def _teacher_notes(stage: TeacherStage, teacher: TeacherConfig) -> dict[str, object]:

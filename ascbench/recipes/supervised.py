@@ -10,7 +10,8 @@ import dataclasses
 from torch import nn
 
 from ascbench.features.frontends import RawWaveform
-from ascbench.recipes.base import RecipeContext, RecipeResult
+from ascbench.recipes.base import RecipeContext, RecipeResult, with_epochs
+from ascbench.recipes.options import RunOptions
 from ascbench.training import TrainConfig, TrainingData, TrainResult, get_profile, train
 
 ADIR_WAVEFORM_RATE = 32_000
@@ -55,7 +56,9 @@ def training_notes(result: TrainResult) -> dict[str, object]:
 
 
 class SupervisedRecipe:
-    """Train the deployable model alone on the split's labels.
+    """Train the deployable model on the split's labels, alone or, given ``--teacher logits:FILE``
+    or ``--teacher runs:SYS``, with logit KD from that teacher (BASE_III's objective: KL at the
+    adaptive temperature plus cross-entropy, :data:`LOGIT_KD`) at the same profile and steps.
 
     ``budgets`` changes fields of named profiles for one system, e.g.
     ``SupervisedRecipe({"quick": {"epochs": 6}})`` for a network too slow for the shared
@@ -64,6 +67,7 @@ class SupervisedRecipe:
     """
 
     name = "supervised"
+    options_type = RunOptions
 
     def __init__(self, budgets: dict[str, dict[str, object]] | None = None) -> None:
         self.budgets = {profile: dict(fields) for profile, fields in (budgets or {}).items()}
@@ -78,12 +82,37 @@ class SupervisedRecipe:
         changes = self.budgets.get(profile)
         return dataclasses.replace(base, **changes) if changes else base
 
-    def config_for(self, profile: str, ablate: frozenset[str] = frozenset()) -> TrainConfig:
-        """The configuration a run really trains with: the profile's, minus what is ablated."""
-        return ablated(self.config(profile), ablate)
+    def config_for(self, profile: str, options: RunOptions = RunOptions()) -> object:
+        """The configuration a run really trains with: the profile's, minus what is ablated, and
+        with a teacher the logit-KD recipe around it."""
+        config = with_epochs(ablated(self.config(profile), options.ablated), options.epochs)
+        if options.teacher is None:
+            return config
+        from ascbench.recipes.distill import logit_kd_config
+
+        return logit_kd_config(config)
+
+    def validate(self, options: RunOptions, profile: str, system: str, fractions: object = ()) -> None:
+        """A supervised system learns from a teacher that gives logits; it has no teacher network of
+        its own to pre-train or to load a checkpoint into."""
+        from ascbench.distill.sources import parse_teacher
+
+        if options.teacher is None:
+            return
+        source = parse_teacher(options.teacher)
+        if source.layered:
+            raise ValueError(f"--teacher {source.spec}: its recipe has no teacher network to pre-train or load; give it a "
+                             "teacher that gives logits (logits:FILE or runs:SYS[,SYS...]), or choose a distilled system "
+                             "(hubert-mobilenetv2, beats-mobilenetv2)")
+        if system in source.systems:
+            raise ValueError(f"--teacher {source.spec}: a system cannot learn from its own run; name other systems")
 
     def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:
-        config = self.config_for(ctx.profile, ctx.ablate)
+        if ctx.options.teacher is not None:
+            from ascbench.recipes.distill import distil
+
+            return distil(model, ctx, self.config_for(ctx.profile, ctx.options))
+        config = self.config_for(ctx.profile, ctx.options)
         result = train(
             model,
             training_data(ctx, config),

@@ -108,19 +108,6 @@ PRETRAINING_AUDIO = {
 }
 
 
-def with_checkpoint_teacher(config: object) -> object:
-    """A recipe config as a run with a ``--teacher-checkpoint`` trains: the teacher's architecture
-    and pre-training are the checkpoint's, so the record must not show the harness's own (size,
-    pre-training settings) as if they had been used. Configs without a teacher pass unchanged."""
-    teacher = getattr(config, "teacher", None)
-    if not isinstance(teacher, TeacherConfig) or not dataclasses.is_dataclass(config):
-        return config
-    return dataclasses.replace(config, teacher=dataclasses.replace(teacher, size="checkpoint", pretrain=None))
-
-
-# -- teacher kinds ---------------------------------------------------------------------------------
-
-
 def teacher_frontend(kind: TeacherKind) -> Frontend:
     return RawWaveform(16_000) if kind == "hubert" else KaldiFbank()
 

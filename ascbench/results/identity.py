@@ -14,6 +14,7 @@ COMPARED: tuple[tuple[str, str], ...] = (
     ("source", "the plugin's source files"),
     ("config", "the recipe options"),
     ("audio", "the data set's audio content"),
+    ("teacher", "the teacher (its logits file, or its member runs' records)"),
 )
 """Identity fields that must match for a record to be reused, and how a change is said."""
 
@@ -37,4 +38,5 @@ def identity_label(identity: dict[str, str]) -> str:
     code or data."""
     if not identity:
         return "pre-identity"
-    return hashlib.sha256(canonical_json({k: identity.get(k) for k, _ in COMPARED}).encode()).hexdigest()[:8]
+    # only the fields a record has: a field added later leaves the labels of older records as they were
+    return hashlib.sha256(canonical_json({k: identity[k] for k, _ in COMPARED if k in identity}).encode()).hexdigest()[:8]

@@ -107,6 +107,10 @@ class Record:
     checksum: str | None = None
     """sha256 of the rest of the record as written (:func:`record_checksum`): a record edited by
     hand no longer matches it and is reported, never shown. None in records made before."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The run's options, whole (:class:`ascbench.recipes.options.RunOptions`): the teacher source,
+    ablated components, ... Empty in records made before options were kept; :func:`run_options`
+    reads those from their stored config."""
     schema: str = SCHEMA
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -131,6 +135,7 @@ class Record:
             identity=data.get("identity", {}),
             predictions_sha256=data.get("predictions_sha256"),
             checksum=data.get("checksum"),
+            options=data.get("options", {}),
             schema=data["schema"],
         )
 
@@ -143,8 +148,43 @@ def record_checksum(record: Record) -> str:
     any of them is as wrong as an edited accuracy."""
     data = record.to_json_dict()
     data.pop("checksum", None)
+    if not data.get("options"):  # records written before options were kept were checksummed without them
+        data.pop("options", None)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_options(record: Record) -> dict[str, Any]:
+    """The record's run options; for a record made before they were kept, read from its stored
+    run config (never from its name): ``ablate``, ``--teacher-checkpoint`` as ``teacher``, ``pool_kd``."""
+    if record.options:
+        return dict(record.options)
+    config = record.provenance.get("config") or {}
+    options: dict[str, Any] = {"ablate": list(config.get("ablate") or [])}
+    if config.get("teacher_checkpoint"):
+        options["teacher"] = f"checkpoint:{config['teacher_checkpoint']}"
+    elif record.notes.get("teacher"):
+        options["teacher"] = "self-supervised"
+    if float(config.get("pool_kd") or 0.0) > 0:
+        options["pool_kd"] = float(config["pool_kd"])
+    return options
+
+
+def teacher_kind(record: Record) -> str | None:
+    """``self-supervised``, ``checkpoint``, ``logits``, ``runs`` or None: where the run's teacher came from."""
+    teacher = run_options(record).get("teacher")
+    return str(teacher).split(":", 1)[0] if teacher else None
+
+
+def external_resources(record: Record) -> list[str]:
+    """What a DCASE submission of this run must declare as external resources: a teacher loaded
+    from a checkpoint, or teacher logits from a file (both come from outside the data set)."""
+    kind = teacher_kind(record)
+    config = (record.provenance.get("config") or {}).get("recipe_config") or {}
+    distill = config.get("distill") or {}
+    if distill and not any(distill.get(term) for term in TEACHER_TERMS):
+        return []  # no term read the teacher
+    return {"checkpoint": ["teacher checkpoint"], "logits": ["teacher logits file"]}.get(kind or "", [])
 
 
 def audio_outside_split(record: Record) -> list[str]:
@@ -152,7 +192,9 @@ def audio_outside_split(record: Record) -> list[str]:
     system "must only be trained on the specified subset and the explicitly allowed external
     resources"): a teacher the harness pre-trained on the split's unlabeled pool, and ``--pool-kd``.
 
-    A ``--teacher-checkpoint`` is an external resource, allowed once the submission lists its data.
+    A teacher checkpoint or logits file is an external resource, allowed once the submission lists
+    it (:func:`external_resources`); an ensemble of runs (``--teacher runs:SYS``) learnt from
+    whatever its members did.
     A run with every teacher term off learnt nothing from its teacher; weights evaluated with
     ``--checkpoint`` carry what their training run used (when this home holds its record).
     Records made before ``teacher_pretraining_audio`` was noted had a pool-trained teacher
@@ -160,17 +202,20 @@ def audio_outside_split(record: Record) -> list[str]:
     small and up, and of TAU22, are far above the 64 clips below which the split's own audio is used).
     """
     config = record.provenance.get("config") or {}
+    options = run_options(record)
     uses = []
     pretraining = record.notes.get("teacher_pretraining_audio")
-    if pretraining is None and record.notes.get("teacher") and not config.get("teacher_checkpoint"):
+    if pretraining is None and record.notes.get("teacher") and teacher_kind(record) == "self-supervised":
         pretraining = "pool" if record.key.fraction < 1.0 else "split"
     distill = (config.get("recipe_config") or {}).get("distill") or {}
     if distill and not any(distill.get(term) for term in TEACHER_TERMS):
         pretraining = None  # no term read the teacher (records made before such runs skipped it loaded one)
     if pretraining == "pool":
         uses.append("teacher pre-training")
-    if float(config.get("pool_kd") or 0.0) > 0:
+    if float(options.get("pool_kd") or 0.0) > 0:
         uses.append("pool KD")
+    # an ensemble teacher knows what its member runs learnt from
+    uses += [use for use in record.notes.get("teacher_members_audio_outside_split") or [] if use not in uses]
     # weights evaluated with --checkpoint learnt from what their training run did
     uses += [use for use in record.notes.get("weights_audio_outside_split") or [] if use not in uses]
     return uses

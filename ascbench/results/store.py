@@ -208,6 +208,13 @@ class ResultsStore:
                 continue
             yield record
 
+    def registered_name(self, name: str) -> str:
+        """The registry's system behind a name on a board (``hubert-mobilenetv2~no-fms@teacher-seed0``
+        -> ``hubert-mobilenetv2``), read from its records (the name itself when none has it)."""
+        record = next(self.iter_records(system=name), None)
+        registered = record.system.get("name") if record is not None else None
+        return str(registered) if registered else name
+
     def invalid_records(self) -> list[InvalidRecord]:
         """Record files that are not usable records, with the reason (for boards and ``check``)."""
         invalid = []

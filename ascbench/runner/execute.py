@@ -31,15 +31,16 @@ from ascbench.evaluation.quantize import int8_agreement, quantize_int8
 from ascbench.features.cache import CachedFeatures, load_features
 from ascbench.locking import exclusive
 from ascbench.paths import checkpoints_dir, resolve_home
-from ascbench.recipes.base import Recipe, RecipeContext, RecipeResult
+from ascbench.recipes.base import Recipe, RecipeContext, RecipeResult, effective_config, options_type
+from ascbench.recipes.options import RunOptions
 from ascbench.recipes.supervised import SupervisedRecipe
-from ascbench.recipes.teachers import with_checkpoint_teacher
 from ascbench.results.provenance import clock, collect
 from ascbench.results.record import Record, RunKey, audio_outside_split
 from ascbench.results.store import ResultsStore
 from ascbench.runner.identity import run_identity
 from ascbench.results.identity import identity_changes, identity_label
 from ascbench.runner.request import RunOutcome, RunRequest
+from ascbench.runner.teacher import ResolvedTeacher, resolve_teacher
 from ascbench.systems.checkpoint import load_trained_model, read_checkpoint, save_trained_model
 from ascbench.systems.registry import Registry, discover, model_input_shape, validate_system
 from ascbench.systems.spec import SystemSpec
@@ -66,42 +67,16 @@ class RunConfig:
     profile: str
     recipe: str
     recipe_config: object
-    ablate: tuple[str, ...]
+    options: object
+    """The recipe's run options (:class:`ascbench.recipes.options.RunOptions`), whole."""
     checkpoint: str | None
-    teacher_checkpoint: str | None
     teacher_seed: int | None
-    """The teacher's fine-tuning seed, for recipes with a teacher (None otherwise)."""
-    pool_kd: float | None = None
-    """Unlabeled pool clips per labelled clip distilled on each epoch (None: no teacher)."""
+    """The teacher's fine-tuning seed, for runs that fine-tune a teacher network (None otherwise)."""
 
 
 def system_recipe(spec: SystemSpec) -> Recipe:
     """The recipe ``spec`` trains with: its own, or the default supervised one."""
     return spec.recipe if spec.recipe is not None else SupervisedRecipe()
-
-
-def effective_config(recipe: Recipe, profile: str, ablate: frozenset[str]) -> object:
-    """What the run trains with (ablations applied), so the record's config and hash say it."""
-    config_for = getattr(recipe, "config_for", None)
-    return config_for(profile, ablate) if config_for is not None else recipe.config(profile)
-
-
-def recorded_config(recipe: Recipe, request: RunRequest) -> object:
-    """The config that goes on record: the effective one, with a local teacher in place of the
-    harness's self-supervised one when the run has a ``--teacher-checkpoint``."""
-    config = effective_config(recipe, request.profile, frozenset(request.ablate))
-    return with_checkpoint_teacher(config) if request.teacher_checkpoint else config
-
-
-def inert_ablations(recipe: Recipe, profile: str, ablate: frozenset[str]) -> list[str]:
-    """The components of ``ablate`` that leave ``recipe``'s config at ``profile`` as it is.
-
-    The recipe does not use them (a supervised recipe has no teacher terms; ADIR is off in the
-    baseline's profiles), so a run with them "off" would train the full system again and put it
-    on the leaderboard under an ablation's name.
-    """
-    full = effective_config(recipe, profile, frozenset())
-    return sorted(name for name in ablate if effective_config(recipe, profile, frozenset({name})) == full)
 
 
 def trained_by(path: Path, store: ResultsStore) -> dict[str, object]:
@@ -138,6 +113,9 @@ class PreparedRun:
     model: nn.Module
     """The freshly built model, initialised under the run's seed: what training starts from."""
     identity: dict[str, str]
+    options: RunOptions
+    teacher: ResolvedTeacher | None = None
+    """A ``logits:``/``runs:`` teacher, resolved (None for other sources or none)."""
 
     @property
     def run_dir(self) -> Path:
@@ -155,6 +133,8 @@ def prepare_run(request: RunRequest, registry: Registry | None = None) -> Prepar
     registry = registry if registry is not None else discover(request.submissions)
     spec = registry.get(request.system)
     recipe = system_recipe(spec)
+    options = request.options if request.options is not None else options_type(recipe)()
+    fine_tunes_teacher = request.teacher is not None and request.checkpoint is None
     config = RunConfig(
         system=spec.name,
         dataset=dataset.name,
@@ -163,18 +143,33 @@ def prepare_run(request: RunRequest, registry: Registry | None = None) -> Prepar
         seed=request.seed,
         profile=request.profile,
         recipe=recipe.name,
-        recipe_config=recorded_config(recipe, request),
-        ablate=tuple(sorted(request.ablate)),
+        recipe_config=effective_config(recipe, request.profile, options),
+        options=options,
         checkpoint=str(request.checkpoint) if request.checkpoint else None,
-        teacher_checkpoint=str(request.teacher_checkpoint) if request.teacher_checkpoint else None,
-        teacher_seed=request.effective_teacher_seed if request.teacher is not None else None,
-        pool_kd=request.pool_kd if request.teacher is not None else None,
+        teacher_seed=request.effective_teacher_seed if fine_tunes_teacher else None,
     )
+    teacher = None
+    if request.checkpoint is None:
+        teacher = resolve_teacher(options.source, lambda system: member_run(request, system, registry), request.seed, home)
     torch.manual_seed(request.seed)  # the initial weights are part of what the seed decides
     model = validate_system(spec)
-    varying = ("seed", "teacher_seed") if request.teacher_seed is None else ("seed",)  # a teacher seed that follows the run's
+    varying = ("seed", "teacher_seed") if getattr(options, "teacher_seed", None) is None else ("seed",)  # a teacher seed that follows the run's
     identity = run_identity(model, [spec.build_model, spec.recipe], config, audio_digest(dataset, home), varying)
-    return PreparedRun(request, home, dataset, run_key(request, dataset), spec, recipe, config, model, identity)
+    if teacher is not None:
+        identity["teacher"] = teacher.digest
+    return PreparedRun(request, home, dataset, run_key(request, dataset), spec, recipe, config, model, identity, options, teacher)
+
+
+def member_run(request: RunRequest, system: str, registry: Registry) -> tuple[SystemSpec, Record | None, str]:
+    """An ensemble member's usable record at ``request``'s data, split, seed and profile, with
+    today's identity (a member retrained since is the new record), and the command that trains it."""
+    kind = getattr(registry.get(system).recipe, "teacher_name", None)
+    member = dataclasses.replace(request, system=system, options=None, force=False, checkpoint=None, teacher=kind)  # its recipe's defaults
+    run = prepare_run(member, registry)
+    found = recorded_outcome(run, ResultsStore(run.home), log=lambda _: None)
+    command = (f"ascbench run --models {system} --fraction {request.fraction:g} --seeds {request.seed} "
+               f"--profile {request.profile} --data {request.data_root}")
+    return run.spec, found.record if found is not None else None, command
 
 
 def recorded_outcome(run: PreparedRun, store: ResultsStore, log: Callable[[str], None] = print) -> RunOutcome | None:
@@ -279,12 +274,13 @@ def _train_and_measure(
                 device=device,
                 workdir=workdir,
                 home=home,
-                ablate=frozenset(request.ablate),
+                options=run.options,
                 progress=progress,
                 log=log,
-                extra={"teacher_checkpoint": request.teacher_checkpoint, "teacher_seed": request.effective_teacher_seed,
-                       "pool_kd": request.pool_kd},
             )
+            if run.teacher is not None:
+                ctx.teacher_logits = run.teacher.logits_fn(dataset, split, home, device, progress)
+                ctx.teacher_info = run.teacher.info
             started = time.perf_counter()
             result = run.recipe.fit(model, ctx)
             timings["train_s"] = time.perf_counter() - started
@@ -317,6 +313,7 @@ def _train_and_measure(
         artifacts=artifacts,
         notes=dict(result.notes),
         identity=dict(run.identity),
+        options=run.options.to_dict(),
     )
     return record, predictions
 

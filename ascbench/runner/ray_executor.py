@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Hashable, Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -49,22 +48,27 @@ def stage_key(request: RunRequest) -> Hashable | None:
     return method() if method is not None else None
 
 
-def plan(requests: Sequence[RunRequest]) -> list[int | None]:
-    """For each request, the index of the request it must wait for (None: start at once).
+def plan(requests: Sequence[RunRequest]) -> list[list[int]]:
+    """For each request, the indices of the requests it must wait for (empty: start at once).
 
-    The first request of each shared-stage group builds the stage; the rest of the group wait for it.
+    The first request of each shared-stage group builds the stage; the rest of the group wait for
+    it. A student of an ensemble teacher (``runs:SYS``) waits for its members' runs, which
+    :func:`ascbench.runner.grid.build_requests` put in the same grid.
     """
     leaders: dict[Hashable, int] = {}
-    waits: list[int | None] = []
+    runs = {(r.system, r.fraction, r.seed): i for i, r in enumerate(requests)}
+    waits: list[list[int]] = []
     for index, request in enumerate(requests):
+        wait: list[int] = []
         key = stage_key(request)
-        if key is None:
-            waits.append(None)
-        elif key in leaders:
-            waits.append(leaders[key])
-        else:
+        if key is not None and key in leaders:
+            wait.append(leaders[key])
+        elif key is not None:
             leaders[key] = index
-            waits.append(None)
+        source = request.options.source if request.options is not None else None
+        if source is not None and source.kind == "runs":
+            wait += [runs[m] for m in ((s, request.fraction, request.seed) for s in source.systems) if m in runs and runs[m] < index]
+        waits.append(wait)
     return waits
 
 
@@ -91,7 +95,7 @@ def already_recorded(requests: Sequence[RunRequest]) -> dict[int, RunOutcome]:
     return done
 
 
-def _execute(request: RunRequest, threads: int, after: RunOutcome | None = None) -> RunOutcome:
+def _execute(request: RunRequest, threads: int, *after: RunOutcome) -> RunOutcome:
     """The body of one Ray task (module level, so workers import it instead of unpickling code).
 
     A run's failure is returned as its outcome, with the local executor's rule of what a failure is
@@ -107,8 +111,9 @@ def _execute(request: RunRequest, threads: int, after: RunOutcome | None = None)
     from ascbench.runner.local import RECOVERABLE, run_error
 
     torch.set_num_threads(threads)
-    if after is not None and after.error is not None:
-        return RunOutcome(request, None, None, error=f"not run: {after.request.label()}, which builds the shared teacher stage, failed ({after.error})")
+    for before in after:
+        if before.error is not None:
+            return RunOutcome(request, None, None, error=f"not run: {before.request.label()}, which builds its teacher, failed ({before.error})")
     try:
         return execute_run(request, progress=False)
     except RECOVERABLE as error:
@@ -152,9 +157,7 @@ def run_with_ray(
         threads = max(1, int(cpus_per_run))
         refs: list[Any] = []
         for position, index in enumerate(pending):
-            wait = waits[position]
-            after = refs[wait] if wait is not None else None
-            refs.append(task.remote(requests[index], threads, after))
+            refs.append(task.remote(requests[index], threads, *(refs[wait] for wait in waits[position])))
         index_of = {ref: index for ref, index in zip(refs, pending)}
         with Progress(
             TextColumn("[bold]runs (ray)[/]"),

@@ -6,50 +6,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ascbench.checkpoints import checkpoint_label
+from ascbench.distill.sources import SELF_SUPERVISED
+from ascbench.recipes.options import SOURCE_SEPARATOR, RunOptions
 from ascbench.results.record import Record
 
 
-ABLATION_SEPARATOR = "~no-"
-SOURCE_SEPARATOR = "@"
+def recorded_name(system: str, options: RunOptions | None = None, checkpoint: Path | None = None) -> str:
+    """The name a run is recorded and shown under: the system, then its options as people read
+    them (:meth:`RunOptions.label`), then the user's trained weights it evaluated.
 
-
-def recorded_name(
-    system: str,
-    ablate: frozenset[str] | set[str] | tuple[str, ...] = (),
-    checkpoint: Path | None = None,
-    teacher_checkpoint: Path | None = None,
-    teacher_seed: int | None = None,
-    pool_kd: float = 0.0,
-) -> str:
-    """The name a run is recorded under: the system, the components switched off, and the user's
-    weights it ran on.
-
-    An ablated run is a different run (``hubert-mobilenetv2~no-fms+qat``): it must never be
-    skipped because the full system's record exists, nor overwrite it, and in a leaderboard it
-    is a row of its own beside the full system -- which is what an ablation table is. The same
-    holds for a run on a local teacher (``hubert-mobilenetv2@teacher-hubert-base-1a2b3c4d``) or on
-    trained weights loaded with ``--checkpoint`` (``cp-mobile@weights-model-5e6f7a8b``), and for a
-    teacher fine-tuned with one pinned seed for every run (``hubert-mobilenetv2@teacher-seed0``): by
-    default each run fine-tunes its teacher with the run's own seed, and keeps the plain name.
-    A student that also distils on the unlabeled training pool (``--pool-kd 1``) trains on audio
-    outside the split: ``hubert-mobilenetv2@pool-kd1``.
+    Options change the run, so they change the name: an ablated run
+    (``hubert-mobilenetv2~no-fms+qat``), a run on another teacher
+    (``mobilenetv2@teacher-runs-cp-mobile``, ``hubert-mobilenetv2@teacher-hubert-base-1a2b3c4d``), a
+    pinned teacher seed (``@teacher-seed0``) or pool KD (``@pool-kd1``) is never skipped because
+    the default run's record exists, nor overwrites it, and on a leaderboard it is a row of its own.
+    The name is for people and for the record's path; what the run was is the record's ``options``,
+    and nothing parses the name back.
     """
-    name = system + (ABLATION_SEPARATOR + "+".join(sorted(ablate)) if ablate else "")
-    if teacher_checkpoint is not None:
-        name += f"{SOURCE_SEPARATOR}teacher-{checkpoint_label(teacher_checkpoint, '--teacher-checkpoint')}"
-    if teacher_seed is not None:
-        name += f"{SOURCE_SEPARATOR}teacher-seed{teacher_seed}"
-    if pool_kd > 0:
-        name += f"{SOURCE_SEPARATOR}pool-kd{pool_kd:g}"
+    name = system + (options.label() if options is not None else "")
     if checkpoint is not None:
         name += f"{SOURCE_SEPARATOR}weights-{checkpoint_label(checkpoint)}"
     return name
-
-
-def registered_system(recorded: str) -> str:
-    """The registry's name inside a recorded one: ``hubert-mobilenetv2~no-fms@pool-kd1`` ->
-    ``hubert-mobilenetv2`` (what loads the architecture of any of its records' weights)."""
-    return recorded.split(SOURCE_SEPARATOR, 1)[0].split(ABLATION_SEPARATOR, 1)[0]
 
 
 @dataclass(frozen=True)
@@ -70,34 +47,29 @@ class RunRequest:
     force: bool = False
     checkpoint: Path | None = None
     """Trained weights to evaluate instead of training (``ascbench run --checkpoint``)."""
-    teacher_checkpoint: Path | None = None
-    """A local teacher (HF HuBERT directory or BEATs ``.pt``) instead of self-supervised pre-training."""
-    teacher_seed: int | None = None
-    """The teacher's fine-tuning seed; None: the run's own seed (each seed re-draws the teacher too)."""
-    pool_kd: float = 0.0
-    """Unlabeled training-pool clips per labelled clip that a distilled student also learns from
-    each epoch (teacher targets only); 0: the split's clips alone, as the DCASE rules ask."""
-    ablate: frozenset[str] = frozenset()
+    options: RunOptions | None = None
+    """The recipe's run options, validated (None: the recipe's defaults)."""
     submissions: Path | None = None
     command: tuple[str, ...] = ()
     """The command line that asked for this run (provenance)."""
     teacher: str | None = None
-    """The teacher kind the system's recipe distils from (None: no teacher stage)."""
+    """The teacher network (``hubert``, ``beats``) the run pre-trains or loads (None: none)."""
 
     def shared_stage_key(self) -> tuple | None:
         """Runs with equal keys share one teacher stage; executors build it once before the rest."""
         if self.teacher is None:
             return None
-        checkpoint = str(self.teacher_checkpoint) if self.teacher_checkpoint else None
-        return (self.teacher, str(self.data_root), self.fraction, self.profile, checkpoint, self.effective_teacher_seed, str(self.home))
+        source = self.options.teacher if self.options is not None else SELF_SUPERVISED  # a distilled recipe's default
+        return (self.teacher, str(self.data_root), self.fraction, self.profile, source, self.effective_teacher_seed, str(self.home))
 
     @property
     def effective_teacher_seed(self) -> int:
-        return self.seed if self.teacher_seed is None else self.teacher_seed
+        pinned = getattr(self.options, "teacher_seed", None)
+        return self.seed if pinned is None else pinned
 
     @property
     def recorded_system(self) -> str:
-        return recorded_name(self.system, self.ablate, self.checkpoint, self.teacher_checkpoint, self.teacher_seed, self.pool_kd)
+        return recorded_name(self.system, self.options, self.checkpoint)
 
     def label(self) -> str:
         return f"{self.recorded_system} split{round(self.fraction * 100)} seed{self.seed}"

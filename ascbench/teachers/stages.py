@@ -55,7 +55,8 @@ class TeacherStageWarning(UserWarning):
 class TeacherStageKey:
     """What a teacher stage depends on; equal keys share one directory."""
 
-    kind: Literal["pretrain", "finetune"]
+    kind: Literal["pretrain", "finetune", "ensemble"]
+    """``ensemble``: the mean logits of recorded runs (:mod:`ascbench.distill.ensemble`)."""
     teacher: str
     """Teacher name, e.g. ``hubert-small``, ``beats``."""
     config_hash: str
@@ -66,8 +67,8 @@ class TeacherStageKey:
     """Training fraction of the split it saw (None for stages that do not depend on it)."""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("pretrain", "finetune"):
-            raise ValueError(f"teacher stage kind must be 'pretrain' or 'finetune', got {self.kind!r}")
+        if self.kind not in ("pretrain", "finetune", "ensemble"):
+            raise ValueError(f"teacher stage kind must be 'pretrain', 'finetune' or 'ensemble', got {self.kind!r}")
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.teacher):
             raise ValueError(f"teacher name {self.teacher!r} must be letters, digits and ._+- only")
 

@@ -23,7 +23,7 @@ import scipy.fft
 from scipy.signal import oaconvolve
 
 from ascbench.data.layout import CITIES, SAMPLE_RATE as FS
-from ascbench.data.synth.events import EVENTS, band, lowpass, place, smooth_random
+from ascbench.data.synth.events import EVENTS, lowpass, place, smooth_random
 from ascbench.data.synth.plan import CITY_STREAM, LOCATION_STREAM, RECORDING_STREAM, Recording
 
 ANCHORS = np.array([31.5, 63, 125, 250, 500, 1000, 2000, 4000, 8000, 16000])
