@@ -78,6 +78,15 @@ def test_select_all_and_list(tmp_path: Path) -> None:
     assert [s.name for s in registry.select("b-sys, a-sys")] == ["b-sys", "a-sys"]
 
 
+def test_all_leaves_out_teachers_that_are_still_run_by_name() -> None:
+    """A teacher (family ``teacher``, beyond the DCASE limits by design) is not a candidate of
+    ``--models all``: it would add its long training to the first run of every user."""
+    registry = discover(None)
+    assert registry.get("cp-mobile-large").family == "teacher"
+    assert "cp-mobile-large" not in [s.name for s in registry.select("all")]
+    assert [s.name for s in registry.select("cp-mobile-large")] == ["cp-mobile-large"]
+
+
 def test_template_registers_once_copied(tmp_path: Path) -> None:
     assert discover(submissions=TEMPLATE.parent, entry_points=False).names() == []  # skipped: leading '_'
     shutil.copy(TEMPLATE, tmp_path / "my_system.py")

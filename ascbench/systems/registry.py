@@ -126,9 +126,12 @@ class Registry:
 
     def select(self, models: str) -> list[SystemSpec]:
         """``all`` or a comma-separated list of names -> specs, in the order given (a name given
-        twice is one system: it would otherwise run twice into the same record)."""
+        twice is one system: it would otherwise run twice into the same record).
+
+        ``all`` is every system but the ``teacher`` family: teachers are not candidates for the
+        board's limits, and a ``runs:`` ensemble trains the ones it needs."""
         if models.strip() == "all":
-            return [self.systems[n] for n in self.names()]
+            return [self.systems[n] for n in self.names() if self.systems[n].family != "teacher"]
         names = list(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))
         if not names:
             raise SystemLoadError("no system named: give --models all or a comma-separated list")

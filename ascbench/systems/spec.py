@@ -19,7 +19,9 @@ from ascbench.features.frontends import BaselineMel, Frontend
 if TYPE_CHECKING:  # recipes live above systems in the data flow; only their type is named here
     from ascbench.recipes.base import Recipe
 
-Family = Literal["baseline", "submission"]
+Family = Literal["baseline", "submission", "teacher"]
+"""``teacher``: a larger network trained on the split to teach students (``--teacher runs:SYS``);
+``--models all`` leaves it out (name it to run it, or let an ensemble train it)."""
 
 
 @dataclass(frozen=True)
