@@ -74,6 +74,13 @@ def ablation(
         fail(str(error))
     report_plugin_problems(registry.problems)
     check_recipe_profiles(profile, [spec])
+    from ascbench.recipes.base import inert_ablations
+    from ascbench.runner.execute import system_recipe
+
+    inert = inert_ablations(system_recipe(spec), profile, sorted(names))
+    if inert:  # all of them in one line, not the first one found
+        fail(f"{spec.name}: --components {','.join(sorted(names))} at profile {profile!r}: the recipe does not use {', '.join(inert)} "
+             "(a row without them would be the full system again under an ablation's name); leave them out")
     rows = []
     for switched_off in ablation_sets(names, all_off):
         row_settings = {**settings, **({"ablate": ",".join(sorted(switched_off))} if switched_off else {})}
