@@ -28,8 +28,8 @@ from torch import nn
 def teacher(kind: str) -> tuple[nn.Module, torch.Tensor, Callable[[object], torch.Tensor]]:
     from baselines.beats_mobilenetv2 import beats_teacher
     from baselines.hubert_mobilenetv2 import hubert_teacher
-    from ascbench.recipes.teachers import new_encoder
-    from ascbench.teachers.base import TeacherClassifier
+    from ascbench.distill.teacher_recipe import new_encoder
+    from ascbench.distill.teachers.base import TeacherClassifier
 
     config = hubert_teacher("small") if kind == "hubert" else beats_teacher("small")
     x = torch.randn(32, 16_000) if kind == "hubert" else torch.randn(32, 98, 128)

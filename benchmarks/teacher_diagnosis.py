@@ -10,7 +10,7 @@ encoder with a randomly initialised one says what self-supervised pre-training a
 ``epochs=8`` against ``quick``'s 1 for HuBERT), saved to the
 directory given as ``weights`` for ``probe`` and ``finetune`` to read.
 
-``finetune``: :func:`ascbench.teachers.finetune.finetune_teacher` of a pre-trained (or random)
+``finetune``: :func:`ascbench.distill.teachers.finetune.finetune_teacher` of a pre-trained (or random)
 encoder with the system's fine-tuning config, fields overridden by ``--set``; prints seconds,
 final training accuracy and test accuracy.
 
@@ -54,14 +54,14 @@ from ascbench.data.reader import load_dataset, load_split
 from ascbench.evaluation.metrics import macro_class_accuracy
 from ascbench.features.cache import load_features
 from ascbench.features.frontends import BaselineMel
-from ascbench.recipes.teachers import new_encoder, teacher_frontend
-from ascbench.teachers.base import TeacherClassifier
-from ascbench.teachers.finetune import finetune_teacher
-from ascbench.teachers.beats import BEATsTeacher
-from ascbench.teachers.beats_pretrain import pretrain_beats
-from ascbench.teachers.hubert import HubertTeacher
-from ascbench.teachers.hubert_pretrain import pretrain_hubert
-from ascbench.teachers.stages import load_state, save_state
+from ascbench.distill.teacher_recipe import new_encoder, teacher_frontend
+from ascbench.distill.teachers.base import TeacherClassifier
+from ascbench.distill.teachers.finetune import finetune_teacher
+from ascbench.distill.teachers.beats import BEATsTeacher
+from ascbench.distill.teachers.beats_pretrain import pretrain_beats
+from ascbench.distill.teachers.hubert import HubertTeacher
+from ascbench.distill.teachers.hubert_pretrain import pretrain_hubert
+from ascbench.distill.teachers.stages import load_state, save_state
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from fvcore.nn import FlopCountAnalysis
 
 from ascbench.features.frontends import BaselineMel, KaldiFbank
 from shared_fixtures import shared_fixture
-from ascbench.teachers.beats import (
+from ascbench.distill.teachers.beats import (
     BEATS_BASE,
     BEATS_BASE_RELPOS,
     BEATs,
@@ -218,7 +218,7 @@ def test_mac_count_matches_fvcore(cfg):
 
 from ascbench.features.cache import load_features  # noqa: E402
 from ascbench.data.reader import load_dataset  # noqa: E402
-from ascbench.teachers.beats_pretrain import (  # noqa: E402
+from ascbench.distill.teachers.beats_pretrain import (  # noqa: E402
     CHECKPOINT_FILE,
     PRETRAIN_CONFIGS,
     RESUME_FILE,

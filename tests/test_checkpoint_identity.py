@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ascbench.checkpoints import checkpoint_identity, checkpoint_label, teacher_checkpoint_format
-from ascbench.recipes.teachers import load_teacher_checkpoint
-from ascbench.teachers.hubert import HubertTeacher, build_hubert, hubert_config, save_hubert
+from ascbench.distill.teacher_recipe import load_teacher_checkpoint
+from ascbench.distill.teachers.hubert import HubertTeacher, build_hubert, hubert_config, save_hubert
 
 TINY_HUBERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7,
                    num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)  # fmt: skip

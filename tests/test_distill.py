@@ -30,7 +30,7 @@ from ascbench.distill import (
 from ascbench.distill.losses import resample_frames
 from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, fake_quantize, has_fake_quant
 from ascbench.distill.routing import Routing
-from ascbench.recipes.distill import split_stages
+from ascbench.distill.recipe import split_stages
 from ascbench.training import get_profile
 from baselines.mobilenetv2_student import mobilenetv2_student
 
@@ -253,7 +253,7 @@ def test_two_stages_share_one_step_floor() -> None:
 def test_students_profile_changes_leave_the_teachers_step_floor() -> None:
     """A profile whose students' step floor is switched off (in PROFILES) leaves the teachers'
     fine-tuning floor, a constant of its own, so their cached stages stay the plain runs'."""
-    from ascbench.recipes.distill import teacher_profiles
+    from ascbench.distill.recipe import teacher_profiles
     from ascbench.training import config as training_config
     from baselines.hubert_mobilenetv2 import hubert_teacher
 
@@ -486,7 +486,7 @@ def test_qat_student_converts_to_int8_that_agrees_with_fake_quant_model(tmp_path
 
 def test_distillation_loss_names_its_teacher_so_checkpoints_never_resume_across_teachers() -> None:
     """The engine's resume fingerprint includes the loss hook's qualified name."""
-    from ascbench.recipes.distill import _loss_fn
+    from ascbench.distill.recipe import _loss_fn
     from ascbench.training.config import get_profile
 
     a, b = (_loss_fn(None, DistillConfig(), get_profile("smoke"), 10, None, (), stage) for stage in ("stage-a", "stage-b"))
@@ -497,7 +497,7 @@ def test_pool_kd_is_refused_when_the_recipe_leaves_no_teacher_term() -> None:
     """beats-mobilenetv2's recipe has no front alignment and no hierarchical KD: with ``--ablate kd``
     nothing of its teacher is left, so the unlabeled pool clips (no labels) would teach nothing,
     though ``kd`` alone is not every teacher term by name."""
-    from ascbench.recipes.distill import DistillOptions, with_unlabeled_pool
+    from ascbench.distill.recipe import DistillOptions, with_unlabeled_pool
     from ascbench.runner.execute import system_recipe
     from ascbench.systems.registry import discover
 
@@ -511,7 +511,7 @@ def test_pool_kd_is_refused_when_the_recipe_leaves_no_teacher_term() -> None:
 def test_a_distillation_checkpoint_is_not_resumed_under_other_loss_weights() -> None:
     """The engine resumes an epoch checkpoint only when its loss function's name matches: the name
     of the distillation loss must change with eq. 19's α's (and every other DistillConfig field)."""
-    from ascbench.recipes.distill import _loss_fn
+    from ascbench.distill.recipe import _loss_fn
 
     config = get_profile("smoke")
     names = {
@@ -525,7 +525,7 @@ def test_front_alignment_rolls_the_teachers_frames_with_the_students_input() -> 
     """Eq. 15 compares the student's frame i with the teacher's frame i. The profile's time roll is
     applied by the loss, not the engine, with one shift per clip for the input the student sees and
     for the teacher's frames (brought to the input's frame rate)."""
-    from ascbench.recipes.distill import AlignedRoll, StudentWithObjective, TeacherTargets, _loss_fn
+    from ascbench.distill.recipe import AlignedRoll, StudentWithObjective, TeacherTargets, _loss_fn
     from ascbench.training.augment import roll_by
 
     torch.manual_seed(0)

@@ -19,7 +19,7 @@ import torch
 from ascbench.cli.main import app
 from ascbench.runner.grid import build_requests
 from ascbench.systems.registry import discover
-from ascbench.teachers.hubert import build_hubert, hubert_config, save_hubert
+from ascbench.distill.teachers.hubert import build_hubert, hubert_config, save_hubert
 from distill_cli import STUDENT_PARAMS, check_first_distilled_record, flat, records, run_cli, runner, stage_outputs
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ascbench.results.store import ResultsStore
-from ascbench.teachers.beats import BEATs, BEATsConfig
+from ascbench.distill.teachers.beats import BEATs, BEATsConfig
 from distill_cli import check_first_distilled_record, flat, records, run_cli, stage_outputs
 from shared_fixtures import shared_fixture
 

@@ -17,10 +17,10 @@ import torch
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import RawWaveform
-from ascbench.teachers import finetune as finetune_module
-from ascbench.teachers.base import TeacherClassifier
-from ascbench.teachers.finetune import FinetuneConfig, finetune_teacher
-from ascbench.teachers.hubert import HubertTeacher, build_hubert, hubert_config, save_hubert
+from ascbench.distill.teachers import finetune as finetune_module
+from ascbench.distill.teachers.base import TeacherClassifier
+from ascbench.distill.teachers.finetune import FinetuneConfig, finetune_teacher
+from ascbench.distill.teachers.hubert import HubertTeacher, build_hubert, hubert_config, save_hubert
 from ascbench.training.checkpoint import CHECKPOINT_FILE, CheckpointWarning
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -148,8 +148,8 @@ def test_the_teacher_stage_resumes_its_finetuning_then_deletes_the_checkpoint(da
     """Through the stage cache, on a local teacher (no pre-training): the interrupted build
     publishes nothing, keeps its epoch checkpoint in the stage's work dir, and the next build
     resumes from it; once the stage is published the checkpoint is gone."""
-    from ascbench.recipes.teachers import TeacherConfig, prepare_teacher
-    from ascbench.teachers.stages import read_manifest
+    from ascbench.distill.teacher_recipe import TeacherConfig, prepare_teacher
+    from ascbench.distill.teachers.stages import read_manifest
 
     features, labels = data
     checkpoint = save_hubert(build_hubert(hubert_config("small", **TINY), seed=0), tmp_path / "hubert-local")

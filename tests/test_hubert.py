@@ -10,10 +10,10 @@ from transformers.models.hubert.modeling_hubert import HubertModel
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import RawWaveform
-from ascbench.teachers.base import TeacherClassifier
-from ascbench.teachers.finetune import FinetuneConfig, finetune_teacher, teacher_outputs
-from ascbench.teachers.hubert import HubertTeacher, build_hubert, hubert_config, load_hubert, save_hubert
-from ascbench.teachers.hubert_pretrain import (
+from ascbench.distill.teachers.base import TeacherClassifier
+from ascbench.distill.teachers.finetune import FinetuneConfig, finetune_teacher, teacher_outputs
+from ascbench.distill.teachers.hubert import HubertTeacher, build_hubert, hubert_config, load_hubert, save_hubert
+from ascbench.distill.teachers.hubert_pretrain import (
     HubertPretrainConfig,
     UnitPredictor,
     fit_units,
@@ -118,7 +118,7 @@ def test_pretraining_lowers_masked_loss_and_resumes(tmp_path, monkeypatch):
     assert losses[-1] < losses[0] - 0.2, losses
     assert not model.training
     # a repeated call reuses the finished iteration instead of training again, and keeps its log
-    from ascbench.teachers import hubert_pretrain
+    from ascbench.distill.teachers import hubert_pretrain
 
     def retrain(*args, **kwargs):
         raise AssertionError("a finished iteration was trained again")
@@ -204,7 +204,7 @@ def test_a_ctc_folder_loads_its_encoder_exactly(tmp_path):
 def test_a_checkpoint_that_normalizes_its_input_gets_normalized_input(tmp_path):
     from transformers import Wav2Vec2FeatureExtractor
 
-    from ascbench.teachers.hubert import hubert_normalizes_input
+    from ascbench.distill.teachers.hubert import hubert_normalizes_input
 
     save_hubert(tiny_model(), tmp_path / "plain")
     assert not hubert_normalizes_input(tmp_path / "plain")

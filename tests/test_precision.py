@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from ascbench.teachers.base import TeacherClassifier
-from ascbench.teachers.finetune import FinetuneConfig, finetune_teacher, teacher_outputs
-from ascbench.teachers.hubert import HubertTeacher
-from ascbench.teachers.hubert_pretrain import HubertPretrainConfig, UnitPredictor, pretrain_hubert
+from ascbench.distill.teachers.base import TeacherClassifier
+from ascbench.distill.teachers.finetune import FinetuneConfig, finetune_teacher, teacher_outputs
+from ascbench.distill.teachers.hubert import HubertTeacher
+from ascbench.distill.teachers.hubert_pretrain import HubertPretrainConfig, UnitPredictor, pretrain_hubert
 from ascbench.training import precision
 from ascbench.training.config import TrainConfig
 from ascbench.training.engine import autocast_dtype
@@ -58,7 +58,7 @@ def test_auto_is_bf16_only_for_teachers_on_a_cpu_with_native_bf16(native: bool, 
 def test_each_teacher_resolves_its_own_precision(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """HuBERT gains 1.9-2.4x from bf16 on a CPU with native bf16 and takes it; BEATs-small gains
     little and stays fp32."""
-    from ascbench.recipes.teachers import teacher_precision
+    from ascbench.distill.teacher_recipe import teacher_precision
     from baselines.beats_mobilenetv2 import beats_teacher
     from baselines.hubert_mobilenetv2 import hubert_teacher
 

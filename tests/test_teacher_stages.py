@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ascbench.paths import teachers_dir
-from ascbench.teachers.base import TeacherClassifier
-from ascbench.teachers.hubert import HubertTeacher, build_hubert, hubert_config, load_hubert, save_hubert
-from ascbench.teachers.stages import (
+from ascbench.distill.teachers.base import TeacherClassifier
+from ascbench.distill.teachers.hubert import HubertTeacher, build_hubert, hubert_config, load_hubert, save_hubert
+from ascbench.distill.teachers.stages import (
     MODEL_DIR,
     TeacherStageKey,
     TeacherStageWarning,

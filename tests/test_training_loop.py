@@ -17,9 +17,9 @@ from torch import nn
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import KaldiFbank
-from ascbench.teachers.beats_pretrain import PRETRAIN_CONFIGS, RESUME_FILE, BEATsPretrainConfig, pretrain_beats
-from ascbench.teachers.finetune import FinetuneConfig, finetune_teacher
-from ascbench.teachers.hubert_pretrain import HubertPretrainConfig, pretrain_hubert
+from ascbench.distill.teachers.beats_pretrain import PRETRAIN_CONFIGS, RESUME_FILE, BEATsPretrainConfig, pretrain_beats
+from ascbench.distill.teachers.finetune import FinetuneConfig, finetune_teacher
+from ascbench.distill.teachers.hubert_pretrain import HubertPretrainConfig, pretrain_hubert
 from ascbench.training import TrainConfig, TrainingDiverged, train
 from ascbench.training import loop
 from ascbench.training.checkpoint import CHECKPOINT_FILE

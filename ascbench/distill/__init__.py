@@ -1,8 +1,14 @@
-"""Knowledge-distillation building blocks (seed paper §3.3): losses, layer routing, feature taps, QAT.
+"""Knowledge distillation (seed paper §3.3), all of it in this package.
 
-Pure modules: recipes wire them to teachers and students. Training-only parts (the projection
-W_p, auxiliary stage heads) live outside the deployable model so that what is measured and
-quantized is exactly the student.
+- Building blocks: losses, layer routing, feature taps, QAT. Pure modules: the recipe wires them
+  to teachers and students. Training-only parts (the projection W_p, auxiliary stage heads) live
+  outside the deployable model so that what is measured and quantized is exactly the student.
+- Teachers (:mod:`ascbench.distill.teachers`): HuBERT and BEATs, their pre-training and
+  fine-tuning, and the on-disk teacher-stage cache.
+- Teacher sources (:mod:`ascbench.distill.sources`, :mod:`ascbench.distill.ensemble`,
+  :mod:`ascbench.distill.logits_file`): what ``--teacher`` names.
+- The teacher preparation (:mod:`ascbench.distill.teacher_recipe`) and the distillation recipe
+  (:mod:`ascbench.distill.recipe`).
 
 Attributes load lazily, so that :mod:`ascbench.distill.sources` (what ``--teacher`` names) can be
 read by the CLI and by records without importing torch.

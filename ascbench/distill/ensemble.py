@@ -23,7 +23,7 @@ from ascbench.data.dataset import Dataset
 from ascbench.features.cache import load_features
 from ascbench.systems.checkpoint import load_trained_model
 from ascbench.systems.spec import SystemSpec
-from ascbench.teachers.stages import TeacherStageKey, get_or_build
+from ascbench.distill.teachers.stages import TeacherStageKey, get_or_build
 from ascbench.training import predict
 from ascbench.training.engine import global_rng_preserved
 

@@ -88,7 +88,7 @@ class SupervisedRecipe:
         config = with_epochs(ablated(self.config(profile), options.ablated), options.epochs)
         if options.teacher is None:
             return config
-        from ascbench.recipes.distill import logit_kd_config
+        from ascbench.distill.recipe import logit_kd_config
 
         return logit_kd_config(config)
 
@@ -109,7 +109,7 @@ class SupervisedRecipe:
 
     def fit(self, model: nn.Module, ctx: RecipeContext) -> RecipeResult:
         if ctx.options.teacher is not None:
-            from ascbench.recipes.distill import distil
+            from ascbench.distill.recipe import distil
 
             return distil(model, ctx, self.config_for(ctx.profile, ctx.options))
         config = self.config_for(ctx.profile, ctx.options)

@@ -22,7 +22,7 @@ The students and the teachers resolve ``"auto"`` differently, because what pays 
 A bf16 pitfall found on the way: torch 2.9.1's bf16 CPU convolution returned wrong outputs for
 BEATs-small's positional conv (96 channels in 16 groups, kernel 128), and a teacher fine-tuned
 through it scored 19.5 % instead of 34 %. That conv runs in fp32 inside autocast
-(``ascbench.teachers.beats.WeightNormConv1d``), after which bf16 fine-tuning scored 34.5 %.
+(``ascbench.distill.teachers.beats.WeightNormConv1d``), after which bf16 fine-tuning scored 34.5 %.
 
 Precision changes the rounding, so a teacher trained in bf16 is a different teacher from the
 fp32 one: the teacher-stage cache keys include the resolved precision (:func:`precision_tag`).

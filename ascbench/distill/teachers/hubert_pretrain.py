@@ -44,7 +44,7 @@ from transformers import HubertModel
 from transformers.models.hubert.modeling_hubert import _compute_mask_indices
 
 from ascbench.features.cache import CachedFeatures
-from ascbench.teachers.hubert import HUBERT_SAMPLE_RATE, HubertTeacher, build_hubert, hubert_config, load_hubert, save_hubert
+from ascbench.distill.teachers.hubert import HUBERT_SAMPLE_RATE, HubertTeacher, build_hubert, hubert_config, load_hubert, save_hubert
 from ascbench.training.checkpoint import CHECKPOINT_FILE
 from ascbench.training.loop import Checkpointing, StepPlan, fit, shuffled_batches
 from ascbench.training.precision import precision_tag
@@ -66,7 +66,7 @@ class HubertPretrainConfig:
     """Everything that determines a pre-trained HuBERT (its hash keys the teacher-stage cache)."""
 
     size: str = "small"
-    """Architecture (:data:`ascbench.teachers.hubert.HUBERT_SIZES`): ``small`` on CPU, ``base`` on GPU."""
+    """Architecture (:data:`ascbench.distill.teachers.hubert.HUBERT_SIZES`): ``small`` on CPU, ``base`` on GPU."""
     model_overrides: tuple[tuple[str, object], ...] = ()
     """HubertConfig fields changed from the named size, as (name, value) pairs (tests use tiny models)."""
     clusters: int = 100

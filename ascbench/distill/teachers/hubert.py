@@ -28,7 +28,7 @@ from transformers import HubertConfig, HubertModel
 from transformers.utils import logging as hf_logging
 
 from ascbench.features.frontends import RawWaveform
-from ascbench.teachers.base import TeacherEncoder, TeacherOutput, brief
+from ascbench.distill.teachers.base import TeacherEncoder, TeacherOutput, brief
 
 HUBERT_SAMPLE_RATE = 16_000
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ascbench.features.frontends import KaldiFbank
-from ascbench.teachers.base import TeacherEncoder, TeacherOutput, brief
+from ascbench.distill.teachers.base import TeacherEncoder, TeacherOutput, brief
 
 FBANK = KaldiFbank()
 """The frontend BEATs consumes: BEATs' official preprocessing (16 kHz, 128 bins, normalised)."""
@@ -473,7 +473,7 @@ class BEATsTeacher(TeacherEncoder):
     each time step (``[B, frames / patch, embed_dim]``): front-end alignment (eq. 15) compares
     frames in time, and the encoder's token sequence interleaves frequency patches.
     ``hidden_states`` are every layer's output, ``pooled`` the time mean of the last. A fine-tuned
-    model's AudioSet ``predictor`` is not used (the :class:`~ascbench.teachers.base.TeacherClassifier`
+    model's AudioSet ``predictor`` is not used (the :class:`~ascbench.distill.teachers.base.TeacherClassifier`
     brings its own heads) and is dropped.
     """
 

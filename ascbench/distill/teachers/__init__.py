@@ -1,10 +1,10 @@
 """Self-supervised teachers (HuBERT, BEATs) for distillation: interface, pre-training,
 fine-tuning and the on-disk teacher-stage cache.
 
-Import the submodules directly (``ascbench.teachers.hubert``, ...) so that using one teacher
+Import the submodules directly (``ascbench.distill.teachers.hubert``, ...) so that using one teacher
 does not import every other.
 """
 
-from ascbench.teachers.base import TeacherClassifier, TeacherEncoder, TeacherOutput
+from ascbench.distill.teachers.base import TeacherClassifier, TeacherEncoder, TeacherOutput
 
 __all__ = ["TeacherClassifier", "TeacherEncoder", "TeacherOutput"]

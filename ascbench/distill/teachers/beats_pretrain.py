@@ -18,7 +18,7 @@ and a linear head on the outputs at the masked positions predicts their labels (
 (The official recipe instead drops masked patches from the encoder, MAE-style, and predicts
 with a small transformer; the mask-token form keeps the encoder's input length fixed, which is
 what the teacher sees later.) Only the encoder is kept: it is saved in the official checkpoint
-format, so :func:`~ascbench.teachers.beats.load_beats_checkpoint` and ``--teacher-checkpoint``
+format, so :func:`~ascbench.distill.teachers.beats.load_beats_checkpoint` and ``--teacher-checkpoint``
 read it.
 """
 
@@ -38,7 +38,7 @@ from torch import nn
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import KaldiFbank
-from ascbench.teachers.beats import BEATS_BASE_RELPOS, BEATs, BEATsConfig, beats_macs, count_parameters
+from ascbench.distill.teachers.beats import BEATS_BASE_RELPOS, BEATs, BEATsConfig, beats_macs, count_parameters
 from ascbench.training.checkpoint import save_atomic
 from ascbench.training.loop import Checkpointing, StepPlan, fit
 from ascbench.training.precision import precision_tag

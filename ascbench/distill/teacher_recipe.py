@@ -1,7 +1,7 @@
 """Teacher stages of the distillation recipes: self-supervised pre-training on the unlabeled pool,
 fine-tuning on the split, and the per-clip teacher outputs every student reads.
 
-Each stage is cached on disk (:mod:`ascbench.teachers.stages`) by data fingerprint, teacher
+Each stage is cached on disk (:mod:`ascbench.distill.teachers.stages`) by data fingerprint, teacher
 configuration, teacher seed and (for the fine-tuned stage and the unlabeled pool it pre-trains
 on) training fraction. Pre-training plays the part of a published checkpoint: one per recipe
 (``TeacherConfig.seed``), reused by every run. Fine-tuning is drawn with the run's own seed
@@ -35,9 +35,9 @@ from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import Frontend, KaldiFbank, RawWaveform
 from ascbench.recipes.base import RecipeContext
 from ascbench.results.provenance import config_hash
-from ascbench.teachers.base import TeacherClassifier, TeacherEncoder
-from ascbench.teachers.finetune import FINETUNE_REVISION, FinetuneConfig, finetune_teacher, teacher_outputs
-from ascbench.teachers.stages import TeacherStageKey, get_or_build, load_outputs, load_state, read_manifest, save_outputs, save_state
+from ascbench.distill.teachers.base import TeacherClassifier, TeacherEncoder
+from ascbench.distill.teachers.finetune import FINETUNE_REVISION, FinetuneConfig, finetune_teacher, teacher_outputs
+from ascbench.distill.teachers.stages import TeacherStageKey, get_or_build, load_outputs, load_state, read_manifest, save_outputs, save_state
 from ascbench.training.config import AmpMode
 from ascbench.training.engine import global_rng_preserved
 from ascbench.training.precision import autocast, precision_tag, resolve_precision
@@ -115,10 +115,10 @@ def teacher_frontend(kind: TeacherKind) -> Frontend:
 def new_encoder(config: TeacherConfig) -> TeacherEncoder:
     """A randomly initialised encoder of the configured architecture (weights are loaded into it)."""
     if config.kind == "hubert":
-        from ascbench.teachers.hubert import HubertTeacher, build_hubert, hubert_config
+        from ascbench.distill.teachers.hubert import HubertTeacher, build_hubert, hubert_config
 
         return HubertTeacher(build_hubert(hubert_config(config.pretrain.size, **dict(config.pretrain.model_overrides))))
-    from ascbench.teachers.beats import BEATsTeacher
+    from ascbench.distill.teachers.beats import BEATsTeacher
 
     return BEATsTeacher.from_config(config.pretrain.model)
 
@@ -131,12 +131,12 @@ def teacher_precision(config: TeacherConfig, device: torch.device) -> torch.dtyp
 def _pretrain(config: TeacherConfig, features: CachedFeatures, rows: np.ndarray, workdir: Path, device: torch.device,
               progress: bool, precision: torch.dtype | None) -> TeacherEncoder:  # fmt: skip
     if config.kind == "hubert":
-        from ascbench.teachers.hubert import HubertTeacher
-        from ascbench.teachers.hubert_pretrain import pretrain_hubert
+        from ascbench.distill.teachers.hubert import HubertTeacher
+        from ascbench.distill.teachers.hubert_pretrain import pretrain_hubert
 
         return HubertTeacher(pretrain_hubert(features, rows, config.pretrain, workdir, config.seed, device, progress, precision))
-    from ascbench.teachers.beats import BEATsTeacher
-    from ascbench.teachers.beats_pretrain import pretrain_beats
+    from ascbench.distill.teachers.beats import BEATsTeacher
+    from ascbench.distill.teachers.beats_pretrain import pretrain_beats
 
     return BEATsTeacher(pretrain_beats(features, rows, config.pretrain, workdir, config.seed, device, progress, precision))
 
@@ -147,10 +147,10 @@ def load_teacher_checkpoint(kind: TeacherKind, path: Path) -> TeacherEncoder:
     The CLI calls it once before any training, so a broken checkpoint is reported once, not by
     every run of the grid."""
     if kind == "hubert":
-        from ascbench.teachers.hubert import HubertTeacher, hubert_normalizes_input, load_hubert
+        from ascbench.distill.teachers.hubert import HubertTeacher, hubert_normalizes_input, load_hubert
 
         return HubertTeacher(load_hubert(path), normalize_input=hubert_normalizes_input(path))
-    from ascbench.teachers.beats import BEATsTeacher
+    from ascbench.distill.teachers.beats import BEATsTeacher
 
     return BEATsTeacher.from_checkpoint(path)
 

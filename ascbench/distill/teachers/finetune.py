@@ -1,4 +1,4 @@
-"""Fine-tuning any :class:`~ascbench.teachers.base.TeacherClassifier` on a split's labelled clips,
+"""Fine-tuning any :class:`~ascbench.distill.teachers.base.TeacherClassifier` on a split's labelled clips,
 and computing the per-clip teacher outputs that distillation reads.
 
 The loss is cross-entropy on the final logits plus ``layer_loss_weight`` times the mean
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ascbench.features.cache import CachedFeatures
-from ascbench.teachers.base import TeacherClassifier
+from ascbench.distill.teachers.base import TeacherClassifier
 from ascbench.training.checkpoint import CHECKPOINT_FILE
 from ascbench.training.config import epochs_for_min_steps
 from ascbench.training.loop import Checkpointing, StepPlan, fit, shuffled_batches
@@ -68,7 +68,7 @@ FINETUNE_REVISION = 5
 """Bumped whenever the code changes what a given :class:`FinetuneConfig` produces; it is part of the
 fine-tuned stage's cache key, so teachers cached by older code are rebuilt, not reused.
 2: numpy's global RNG is seeded (HuBERT's SpecAugment reads it); 3: torch's is seeded before the
-classification heads are built (``ascbench.recipes.teachers``); 4: BEATs' ``cnn_features`` are
+classification heads are built (``ascbench.distill.teacher_recipe``); 4: BEATs' ``cnn_features`` are
 time steps (frequency patches averaged), not the token sequence; 5: the shared training loop
 (:mod:`ascbench.training.loop`): the students' schedule (the first warm-up step at LR 0, where it
 was at 1/warm-up) and history means over batches, not clips."""

@@ -8,7 +8,7 @@ teacher's configuration, the data and its seed, so its results are cached under
 - a ``pretrain`` stage holds the pre-trained encoder (HuBERT: an HF-format ``model/`` directory);
 - a ``finetune`` stage holds the fine-tuned classifier's weights (``weights.pt``, a state dict)
   and the teacher outputs for **every clip of the data set** in ``outputs/<name>.npy``
-  (:func:`ascbench.teachers.finetune.teacher_outputs`: final logits, layer logits, pooled CNN
+  (:func:`ascbench.distill.teachers.finetune.teacher_outputs`: final logits, layer logits, pooled CNN
   features), so distillation never runs the teacher again.
 
 Every stage has a ``manifest.json`` with its key, whatever the builder reported, and the size

@@ -12,8 +12,8 @@ Distillation (paper §3.3) needs three things from a teacher, whatever its archi
 A teacher is a :class:`TeacherEncoder` (which declares the :class:`~ascbench.features.frontends.Frontend`
 whose cached features it consumes, so the harness computes its input once) wrapped in the generic
 :class:`TeacherClassifier`, which adds one linear head per layer (the layer-wise logits that
-hierarchical KD distils) and a final head. Fine-tuning (:mod:`ascbench.teachers.finetune`) and the
-teacher-stage cache (:mod:`ascbench.teachers.stages`) only see these two classes.
+hierarchical KD distils) and a final head. Fine-tuning (:mod:`ascbench.distill.teachers.finetune`) and the
+teacher-stage cache (:mod:`ascbench.distill.teachers.stages`) only see these two classes.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Two uses, one recipe (paper §3.3, eq. 14–19):
      converts the QAT-trained weights into the real int8 artifact whose size is reported.
 
 Every component can be switched off (``--ablate fms,adir,front,hier,qat``). The teacher runs
-once per split (cached, see :mod:`ascbench.recipes.teachers`); students read its stored outputs,
+once per split (cached, see :mod:`ascbench.distill.teacher_recipe`); students read its stored outputs,
 computed on clean inputs, so augmentation perturbs only the student side (as in CP-JKU's
 ensemble distillation). One exception: eq. 15 compares the student's frame i with the teacher's
 frame i, so when front alignment is on the profile's time roll (up to ±0.1 s) is applied by the
@@ -56,7 +56,7 @@ from ascbench.distill.sources import SELF_SUPERVISED, parse_teacher
 from ascbench.recipes.base import RecipeContext, RecipeResult, with_epochs
 from ascbench.recipes.options import SOURCE_SEPARATOR, RunOptions
 from ascbench.recipes.supervised import training_data, training_notes
-from ascbench.recipes.teachers import TeacherConfig, TeacherStage, prepare_teacher
+from ascbench.distill.teacher_recipe import TeacherConfig, TeacherStage, prepare_teacher
 from ascbench.results.provenance import config_hash
 from ascbench.systems.registry import model_input_shape
 from ascbench.training import EpochEnd, TrainConfig, TrainingData, UnlabeledPool, get_profile, train
@@ -332,7 +332,7 @@ def check_teacher_checkpoint(path: Path, kind: str, system: str) -> None:
     """A local teacher must be of the recipe's kind and load (read once here, so a broken file is
     one error before any run, not one per run)."""
     from ascbench.checkpoints import teacher_checkpoint_format
-    from ascbench.recipes.teachers import load_teacher_checkpoint
+    from ascbench.distill.teacher_recipe import load_teacher_checkpoint
 
     try:
         held = teacher_checkpoint_format(path)
