@@ -37,7 +37,7 @@ def test_an_ensemble_of_runs_is_trained_first_then_distilled_from(ensemble_home:
     found = records(home)
     assert set(found) == {"cp-mobile", "mobilenetv2@teacher-runs-cp-mobile"}, output
     student, member = found["mobilenetv2@teacher-runs-cp-mobile"], found["cp-mobile"]
-    assert student["options"] == {"teacher": "runs:cp-mobile", "ablate": []}
+    assert student["options"] == {"teacher": "runs:cp-mobile", "ablate": [], "epochs": None}
     assert student["system"]["name"] == "mobilenetv2" and student["complexity"]["params"] == STUDENT_PARAMS
     (noted,) = student["notes"]["teacher_members"]
     assert noted["system"] == "cp-mobile" and noted["record_checksum"] == member["checksum"]

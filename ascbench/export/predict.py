@@ -20,9 +20,9 @@ import numpy as np
 import soundfile as sf
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from ascbench.progress import progress_bar
 from ascbench.systems.spec import SystemSpec
 
 WeightPrecision = Literal["float32", "float16"]
@@ -111,16 +111,7 @@ def predict_files(
     device = torch.device(device)
     model = model.to(device)
     out = np.empty((len(files), spec.n_classes), dtype=np.float32)
-    with Progress(
-        TextColumn(f"[bold]predict[/] {spec.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not progress,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("", total=len(files))
+    with progress_bar(progress, f"predict {spec.name}", len(files), console=console, transient=True) as bar:
         for start in range(0, len(files), batch_size):
             batch = files[start : start + batch_size]
             groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = defaultdict(list)
@@ -131,7 +122,7 @@ def predict_files(
                 rows = [row for row, _ in members]
                 waves = torch.from_numpy(np.stack([wave for _, wave in members]))
                 out[rows] = _probabilities(model, spec, waves, rate, device)
-            bar.advance(task, len(batch))
+            bar.advance(len(batch))
     names = tuple(str(p.relative_to(root)) if root is not None else p.name for p in files)
     return Predictions(names, out)
 

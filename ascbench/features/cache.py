@@ -50,7 +50,6 @@ two-core machine; it is re-read in full on every open, so a corrupt cache cannot
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import io
@@ -62,7 +61,7 @@ import time
 import uuid
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -71,7 +70,6 @@ import numpy as np
 import torch
 import torchaudio
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 import ascbench
 from ascbench.data.content import audio_digest
@@ -81,6 +79,7 @@ from ascbench.features.audio import iter_batches
 from ascbench.features.frontends import Frontend
 from ascbench.locking import exclusive
 from ascbench.paths import features_dir
+from ascbench.progress import progress_bar
 
 FORMAT_VERSION = 1
 """Bumped when the cache layout changes; caches of another format are rebuilt."""
@@ -312,12 +311,12 @@ def _build(
         array = np.lib.format.open_memmap(data_path, mode="r+")
         assert array.shape == shape and array.dtype == STORAGE_DTYPE, (array.shape, array.dtype)
         paths = [dataset.root / name for name in filenames]
-        with _progress_bar(progress, f"{frontend.name} features of {dataset.name}", len(paths)) as advance:
+        with progress_bar(progress, f"{frontend.name} features of {dataset.name}", len(paths)) as bar:
             with torch.inference_mode():
                 for start, waveforms in iter_batches(paths, batch_size, CLIP_SAMPLES, SAMPLE_RATE):
                     features = frontend.compute(waveforms, SAMPLE_RATE)
                     array[start : start + len(waveforms)] = features.numpy()
-                    advance(len(waveforms))
+                    bar.advance(len(waveforms))
         array.flush()
         del array
         manifest = {
@@ -395,25 +394,6 @@ def _exclusive(lock_path: Path, directory: Path):
     """The build lock of one cache (:func:`ascbench.locking.exclusive`), saying when it waits."""
     return exclusive(lock_path, on_wait=lambda: Console(stderr=True).print(
         f"waiting for another process building {directory} ...", highlight=False))
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, description: str, total: int) -> Iterator:
-    """Yield ``advance(n)``; a rich progress bar on stderr when enabled, else a no-op."""
-    if not enabled:
-        yield lambda n: None
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("clips"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def _open(

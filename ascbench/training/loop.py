@@ -26,7 +26,7 @@ What the loop owns, the same for every caller:
   (:mod:`ascbench.training.checkpoint`); the next call with that fingerprint continues after it
   and ends with the weights an uninterrupted call gives (same device and thread count), and a
   checkpoint of another fingerprint is refused with a warning;
-- **display**: one progress bar over the steps (:mod:`ascbench.training.progress`) and a
+- **display**: one progress bar over the steps (:mod:`ascbench.progress`) and a
   ``log`` line per epoch.
 """
 
@@ -46,7 +46,7 @@ from torch import nn
 
 from ascbench.training.checkpoint import Generator, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ascbench.training.precision import autocast
-from ascbench.training.progress import ProgressBar, progress_bar
+from ascbench.progress import ProgressBar, progress_bar
 
 LossOutput = torch.Tensor | tuple[torch.Tensor, Mapping[str, torch.Tensor]]
 """A batch's scalar loss, or the loss and scalar metrics to average into the epoch's history."""

@@ -42,7 +42,7 @@ from ascbench.distill.teachers.beats import BEATS_BASE_RELPOS, BEATs, BEATsConfi
 from ascbench.training.checkpoint import save_atomic
 from ascbench.training.loop import Checkpointing, StepPlan, fit
 from ascbench.training.precision import precision_tag
-from ascbench.training.progress import stderr_log
+from ascbench.progress import stderr_log
 
 CHECKPOINT_FILE = "beats_pretrained.pt"
 """The pre-trained encoder in the official format, written to ``workdir`` at the end."""

@@ -35,7 +35,7 @@ from ascbench.training.checkpoint import CHECKPOINT_FILE
 from ascbench.training.config import epochs_for_min_steps
 from ascbench.training.loop import Checkpointing, StepPlan, fit, shuffled_batches
 from ascbench.training.precision import autocast, precision_tag
-from ascbench.training.progress import progress_bar, stderr_log
+from ascbench.progress import progress_bar, stderr_log
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from ascbench.distill.teachers.hubert import HUBERT_SAMPLE_RATE, HubertTeacher, 
 from ascbench.training.checkpoint import CHECKPOINT_FILE
 from ascbench.training.loop import Checkpointing, StepPlan, fit, shuffled_batches
 from ascbench.training.precision import precision_tag
-from ascbench.training.progress import stderr_log
+from ascbench.progress import stderr_log
 
 FRAME_SHIFT = 320
 """Samples per HuBERT frame at 16 kHz (product of the conv strides): 20 ms."""

@@ -1,7 +1,9 @@
-"""The one progress display of the training loop and the teachers' batch jobs: a rich bar on stderr.
+"""The one progress display of long work: a rich bar on stderr.
 
-Why a helper of its own: three loops had grown three bars (two of them with their own columns);
-one keeps what they show, and how a disabled display costs nothing, the same everywhere.
+Used by the training loop (students, teacher fine-tuning and pre-training), the teachers' batch
+jobs, the feature cache and prediction. Why one helper: each had grown its own bar with its own
+columns; one keeps what they show, and how a disabled display costs nothing, the same everywhere.
+(The grid's table of runs, ``ascbench.runner``, is a summary of runs, not a bar of units.)
 """
 
 from __future__ import annotations
@@ -33,15 +35,17 @@ class ProgressBar:
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool, description: str, total: int, completed: int = 0) -> Iterator[ProgressBar]:
+def progress_bar(enabled: bool, description: str, total: int, completed: int = 0, *, console: Console | None = None,
+                 transient: bool = False) -> Iterator[ProgressBar]:  # fmt: skip
     """A :class:`ProgressBar` over ``total`` units (``completed`` already done, e.g. restored from a
-    checkpoint), shown on stderr while the block runs when ``enabled``."""
+    checkpoint), shown while the block runs when ``enabled``: on ``console`` (default stderr), and
+    removed at the end when ``transient`` (a command whose output follows it)."""
     if not enabled:
         yield ProgressBar()
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
                TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, console=Console(stderr=True)) as progress:
+    with Progress(*columns, console=console or Console(stderr=True), transient=transient) as progress:
         yield ProgressBar(progress, progress.add_task(description, total=total, completed=completed, status=""))
 
 
