@@ -33,7 +33,7 @@ def teacher_logits(
 ) -> None:
     """Write the mean logits of recorded runs on a split's training clips as a teacher-logits file
     (header `filename` + the 10 scenes, one row per clip), for `ascbench run --teacher logits:FILE`
-    here or anywhere else. Members without a current record are named with the command that trains them."""
+    here or anywhere else; with --clips test, on the test clips, printing the teacher's accuracy. Members without a current record are named with the command that trains them."""
     import numpy as np
 
     from ascbench.data.layout import parse_fraction
@@ -79,7 +79,7 @@ def teacher_logits(
     members = ", ".join(f"{m.spec.name} ({m.accuracy:.1%})" for m in resolved.members)
     what = f"training clips of split{round(split_fraction * 100)}" if clips == "train" else "test clips"
     console.print(f"{path}: logits of {len(names)} {what} ({dataset.name}), the mean of {members} at seed {seed}, "
-                  f"profile {profile}", highlight=False)
+                  f"profile {profile}", highlight=False, soft_wrap=True)
     if clips == "test":
         accuracy = macro_class_accuracy(np.array([c.label for c in chosen]), logits.argmax(axis=1))
-        console.print(f"the teacher's macro class-wise accuracy on the {len(names)} test clips: {accuracy:.1%}", highlight=False)
+        console.print(f"the teacher's macro class-wise accuracy on the {len(names)} test clips: {accuracy:.1%}", highlight=False, soft_wrap=True)

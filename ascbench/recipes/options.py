@@ -61,7 +61,7 @@ class RunOptions:
     ablate: tuple[str, ...] = field(default=(), metadata={"label": _ablate_label, "help": (
         f"Components switched off, from {', '.join(ABLATABLE)}")})
     epochs: int | None = field(default=None, metadata={"label": lambda value: f"{SOURCE_SEPARATOR}epochs{value}", "help": (
-        "Train exactly this many epochs (the profile's step floor off): equal-step controls; none: the profile's")})
+        "Train exactly this many epochs (the profile's step floor and cap off): equal-step controls; none: the profile's")})
 
     def __post_init__(self) -> None:
         ablate = tuple(sorted(set(self.ablate)))
