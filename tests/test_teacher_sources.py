@@ -72,6 +72,23 @@ def test_the_same_command_skips_and_a_retrained_member_reruns_the_student(ensemb
     assert student["notes"]["teacher_members"][0]["record_checksum"] == records(home)["cp-mobile"]["checksum"]
 
 
+def test_the_seeds_of_one_student_are_one_board_row_though_each_seed_has_its_own_members(
+        ensemble_home: tuple[Path, str], tiny_synth_root: Path, tmp_path: Path) -> None:  # fmt: skip
+    """A ``runs:`` teacher is the member runs of the student's seed, so its content differs per
+    seed; the board must still average the seeds (it split them into one row per seed)."""
+    import shutil
+
+    from ascbench.leaderboard.build import build_leaderboards
+
+    home = tmp_path / "home"
+    shutil.copytree(ensemble_home[0], home)
+    run_cli(home, tiny_synth_root, "--models", "mobilenetv2", "--teacher", "runs:cp-mobile", "--seeds", "0,1")
+    students = [r for r in ResultsStore(home).iter_records() if r.key.system == "mobilenetv2@teacher-runs-cp-mobile"]
+    assert len(students) == 2 and students[0].identity["teacher"] != students[1].identity["teacher"]
+    (board,) = build_leaderboards(list(ResultsStore(home).iter_records()))
+    assert board.table.loc["mobilenetv2@teacher-runs-cp-mobile", "seeds"] == 2
+
+
 def test_a_missing_member_run_is_named_with_the_command_that_trains_it(tiny_synth_root: Path, tmp_path: Path) -> None:
     from ascbench.recipes.options import RunOptions
 

@@ -26,7 +26,7 @@ from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.leaderboard.compare import paired_over_seeds
 from ascbench.results.record import Record, audio_outside_split, external_resources
 from ascbench.results.store import CorruptRecordError, ResultsStore
-from ascbench.results.identity import identity_label
+from ascbench.results.identity import GROUPED, identity_label
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def rows_by_identity(records: Iterable[Record]) -> tuple[dict[str, list[Record]]
     for system, recs in by_system.items():
         by_identity: dict[str, list[Record]] = defaultdict(list)
         for record in recs:
-            by_identity[identity_label(record.identity)].append(record)
+            by_identity[identity_label(record.identity, GROUPED)].append(record)
         if len(by_identity) == 1:
             rows[system] = recs
             continue

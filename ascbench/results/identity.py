@@ -18,6 +18,13 @@ COMPARED: tuple[tuple[str, str], ...] = (
 )
 """Identity fields that must match for a record to be reused, and how a change is said."""
 
+GROUPED: tuple[str, ...] = ("model", "source", "config", "audio", "teacher_source")
+"""Identity fields that must match for records of several seeds to be averaged in one board row.
+
+Not ``teacher``: a ``runs:`` teacher is the member runs *of the student's seed*, so its content
+differs from seed to seed as the seed itself does. ``teacher_source`` is what does not: the
+logits file's content, or the members' own identities."""
+
 
 def identity_changes(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
     """What differs between a record's identity and the current one, as phrases; empty when the
@@ -33,10 +40,11 @@ def identity_changes(recorded: dict[str, str], current: dict[str, str]) -> list[
     return changes
 
 
-def identity_label(identity: dict[str, str]) -> str:
-    """A short name for one identity, to tell apart board rows of one system made by different
-    code or data."""
+def identity_label(identity: dict[str, str], fields: tuple[str, ...] = tuple(k for k, _ in COMPARED)) -> str:
+    """A short name for one identity over ``fields`` (default: everything a reused record must
+    match, e.g. a training work directory); :data:`GROUPED` tells apart board rows of one system
+    made by different code or data."""
     if not identity:
         return "pre-identity"
     # only the fields a record has: a field added later leaves the labels of older records as they were
-    return hashlib.sha256(canonical_json({k: identity[k] for k, _ in COMPARED if k in identity}).encode()).hexdigest()[:8]
+    return hashlib.sha256(canonical_json({k: identity[k] for k in fields if k in identity}).encode()).hexdigest()[:8]

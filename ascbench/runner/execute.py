@@ -157,6 +157,7 @@ def prepare_run(request: RunRequest, registry: Registry | None = None) -> Prepar
     identity = run_identity(model, [spec.build_model, spec.recipe], config, audio_digest(dataset, home), varying)
     if teacher is not None:
         identity["teacher"] = teacher.digest
+        identity["teacher_source"] = teacher.source_digest
     return PreparedRun(request, home, dataset, run_key(request, dataset), spec, recipe, config, model, identity, options, teacher)
 
 

@@ -20,6 +20,8 @@ from ascbench.data.dataset import Dataset, DataSplit
 from ascbench.distill.ensemble import Member, ensemble_logits, members_digest
 from ascbench.distill.logits_file import TeacherLogitsError, read_teacher_logits
 from ascbench.distill.sources import TeacherSource
+from ascbench.results.identity import identity_label
+from ascbench.results.provenance import canonical_json
 from ascbench.results.record import Record, audio_outside_split
 from ascbench.systems.spec import SystemSpec
 
@@ -38,6 +40,9 @@ class ResolvedTeacher:
     members: list[Member] = field(default_factory=list)
     info: dict[str, object] = field(default_factory=dict)
     """What the student's record notes of its teacher."""
+    source_digest: str = ""
+    """What the teacher is regardless of the run's seed (the file's content, or the members' own
+    identities), so that a board averages the seeds of one student (``GROUPED``)."""
 
     def logits_fn(self, dataset: Dataset, split: DataSplit, home: Path, device, progress: bool) -> Callable[[Sequence[str]], np.ndarray]:
         """The teacher's logits of the named clips (what the recipe calls)."""
@@ -66,14 +71,15 @@ def resolve_teacher(source: TeacherSource | None, find_run: FindRun, seed: int, 
         except OSError as error:
             raise TeacherLogitsError(f"--teacher {source.spec}: cannot read the file ({error.strerror or error})") from None
         digest = hashlib.sha256(content).hexdigest()
-        return ResolvedTeacher(source, digest[:16], info={"teacher_sha256": digest, "teacher_file": str(source.path)})
-    members, missing, outside = [], [], []
+        return ResolvedTeacher(source, digest[:16], info={"teacher_sha256": digest, "teacher_file": str(source.path)}, source_digest=digest[:16])
+    members, missing, outside, kinds = [], [], [], []
     for system in source.systems:
         spec, record, command = find_run(system)
         if record is None or "model" not in record.artifacts:
             missing.append(f"{system} (train it: {command})")
             continue
         members.append(Member(spec, home / record.artifacts["model"], record.checksum or "", record.metrics.accuracy))
+        kinds.append([system, identity_label(record.identity)])
         outside += [f"{use} of {system}" for use in audio_outside_split(record)]
     if missing:
         raise ValueError(f"--teacher {source.spec}: no current record of {'; '.join(missing)}")
@@ -82,4 +88,5 @@ def resolve_teacher(source: TeacherSource | None, find_run: FindRun, seed: int, 
         "teacher_members": [{"system": m.spec.name, "accuracy": round(m.accuracy, 5), "record_checksum": m.record_checksum} for m in members],
         "teacher_members_audio_outside_split": outside,
     }
-    return ResolvedTeacher(source, members_digest(members), members, info)
+    return ResolvedTeacher(source, members_digest(members), members, info,
+                           hashlib.sha256(canonical_json(kinds).encode()).hexdigest()[:16])
