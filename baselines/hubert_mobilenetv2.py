@@ -2,9 +2,9 @@
 into a DCASE-sized MobileNetV2 in two stages (front-end alignment, then hierarchical semantic KD
 with an adaptive temperature), with FMS + ADIR augmentation and quantization-aware training.
 
-The recipe is :class:`ascbench.recipes.distill.DistillRecipe`; its module docstring states how each
+The recipe is :class:`ascbench.distill.recipe.DistillRecipe`; its module docstring states how each
 equation of the paper is read. The teacher is pre-trained by the harness on the unlabeled pool
-(MFCC k-means units, masked prediction) unless ``--teacher-checkpoint`` names a local HF-format
+(MFCC k-means units, masked prediction) unless ``--teacher checkpoint:PATH`` names a local HF-format
 HuBERT directory.
 """
 
