@@ -231,21 +231,25 @@ def _watch_parent(parent: int) -> None:
 
 @contextmanager
 def _workers_ignore_sigint() -> Iterator[None]:
-    """Processes started inside ignore Ctrl-C from their first instruction (an ignored signal
-    stays ignored across exec, and Python then installs no KeyboardInterrupt handler).
+    """Processes (and threads) started inside never receive Ctrl-C: SIGINT is *blocked* while
+    they start, and a blocked signal stays blocked across fork and exec, so it stays pending in
+    them unseen. The parent unblocks it on leaving, and a Ctrl-C that arrived meanwhile is then
+    delivered to it.
 
     Why: the terminal sends Ctrl-C to the whole process group. A worker interrupted while it
     started or rendered could leave the pool waiting for it forever; now only the parent is
-    interrupted, cancels the queued tasks and waits the seconds the running ones take. Outside
-    the main thread signals cannot be set, and nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
+    interrupted, cancels the queued tasks and waits the seconds the running ones take. Ignoring
+    SIGINT in the parent instead (as this did before) also lost a Ctrl-C pressed while the pool
+    was starting, which under load lasts seconds: the generation then ran to its end. Outside the
+    main thread the mask of the signal-handling thread cannot be set, and nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _progress(enabled: bool) -> Progress:
