@@ -206,7 +206,16 @@ def test_ctrl_c_to_the_process_group_stops_the_worker_pool_and_leaves_nothing(tm
 
     script = ("from ascbench.data.synth import SynthConfig, generate; "
               f"generate(SynthConfig.preset('small', 0, workers=2), {str(tmp_path / 'set')!r}, progress=False)")  # fmt: skip
-    child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE)
+    script = ("import signal, sys; print('child SIGINT:', signal.getsignal(signal.SIGINT), "
+              "signal.pthread_sigmask(signal.SIG_BLOCK, []), file=sys.stderr); " + script)  # fmt: skip
+
+    def as_a_terminal_starts_it() -> None:
+        """Ctrl-C at its default and unblocked, whatever this test process inherited."""
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE,
+                             preexec_fn=as_a_terminal_starts_it)  # fmt: skip
     deadline = time.monotonic() + 120
     while not any(tmp_path.glob(".set.partial-*/audio/*.wav")):  # workers are writing clips
         assert child.poll() is None and time.monotonic() < deadline, child.stderr.read().decode()
@@ -217,7 +226,8 @@ def test_ctrl_c_to_the_process_group_stops_the_worker_pool_and_leaves_nothing(tm
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
-    assert child.returncode != 0 and b"KeyboardInterrupt" in child.stderr.read()
+    stderr = child.stderr.read()
+    assert child.returncode != 0 and b"KeyboardInterrupt" in stderr, stderr.decode()[-2000:]
     assert list(tmp_path.iterdir()) == []
 
 
