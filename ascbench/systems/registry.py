@@ -69,9 +69,18 @@ def describe_error(error: BaseException) -> str:
     return f"{text}\n{rest}" if rest else text
 
 
+SITE_FOLDERS = ("site-packages", "dist-packages")
+"""Names of the folders packages are installed in (``dist-packages``: Debian's Python)."""
+
+
 def _library_prefixes() -> tuple[str, ...]:
+    """The standard library and the folders packages are installed in: this interpreter's own
+    (sysconfig), and every site folder on ``sys.path`` besides. torch may be in one of those
+    others: the user site, Debian's ``dist-packages`` (also under a venv made with
+    ``--system-site-packages``), or another environment's site-packages that a ``.pth`` adds."""
     paths = sysconfig.get_paths()
     folders = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)}
+    folders.update(p for p in sys.path if p and os.path.basename(os.path.normpath(p)) in SITE_FOLDERS)
     return tuple(os.path.join(os.path.normcase(os.path.abspath(f)), "") for f in folders)
 
 
