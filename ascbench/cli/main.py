@@ -12,6 +12,7 @@ from ascbench.cli import export as export_cli
 from ascbench.cli import results as results_cli
 from ascbench.cli import run as run_cli
 from ascbench.cli import systems as systems_cli
+from ascbench.cli import tasks as tasks_cli
 
 app = typer.Typer(
     name="ascbench",
@@ -26,6 +27,7 @@ app.add_typer(data_cli.app, name="data")
 run_cli.register(app)
 ablation_cli.register(app)
 systems_cli.register(app)
+tasks_cli.register(app)
 complexity_cli.register(app)
 results_cli.register(app)
 export_cli.register(app)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ascbench.cli.common import HomeOption, console, err_console, fail
+from ascbench.tasks import DEFAULT_TASK, get_task
 
 EXPORT_DIR = Path("leaderboards")
 
@@ -24,7 +25,7 @@ class Format(str, enum.Enum):
 
 
 def _records(home: Path | None, data: str | None, fraction: str | None, profile: str | None, systems: str | None = None,
-             seeds: list[int] | None = None):  # fmt: skip
+             seeds: list[int] | None = None, task: str | None = DEFAULT_TASK):  # fmt: skip
     """The store and the usable records matching the filters; unusable record files are reported."""
     from fnmatch import fnmatchcase
 
@@ -34,7 +35,7 @@ def _records(home: Path | None, data: str | None, fraction: str | None, profile:
     for invalid in store.invalid_records():
         err_console.print(f"[yellow]skipped unusable record[/] {escape(str(invalid.path))}: {escape(invalid.reason)}", highlight=False)
     try:
-        records = list(store.iter_records(dataset=data, fraction=fraction, profile=profile))
+        records = list(store.iter_records(dataset=data, fraction=fraction, profile=profile, task=task))
     except ValueError as error:
         fail(str(error))
     if systems:
@@ -54,6 +55,7 @@ def leaderboard(
     export: Annotated[bool, typer.Option("--export", help="Regenerate the committed leaderboard files (md, json, html, csv per data set, fraction and profile) in --out.")] = False,
     systems: Annotated[Optional[str], typer.Option("--systems", help="Only these systems: comma-separated names or shell patterns; 'hubert-mobilenetv2*' is the system with its ablations (the ablation table).")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Only these run seeds (comma-separated), e.g. the seeds one `ascbench ablation` ran.")] = None,
+    task: Annotated[str, typer.Option("--task", help="Only runs of this challenge task: dcase2024 (default), dcase2025 (device-aware systems beside their general models), or all.")] = DEFAULT_TASK,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples for the paired comparison with the best system.")] = 1000,
     home: HomeOption = None,
 ) -> None:
@@ -82,10 +84,15 @@ def leaderboard(
         fail(f"--out {out}: with --export, --out is a directory (the files are named per data set, split and profile)")
     if out is not None and not export and out.is_dir():
         fail(f"--out {out} is a directory: name the file to write (or use --export to write every board into a directory)")
+    if task != "all":
+        try:
+            get_task(task)
+        except ValueError as error:
+            fail(f"--task: {error}")
     rank_mode = fraction is not None and fraction.strip().lower() == "all"
-    store, records = _records(home, data, None if rank_mode else fraction, profile, systems, seed_list)
+    store, records = _records(home, data, None if rank_mode else fraction, profile, systems, seed_list, None if task == "all" else task)
     if not records:
-        wanted = ", ".join(f"{k}={v}" for k, v in (("data", data), ("fraction", fraction), ("profile", profile), ("systems", systems),
+        wanted = ", ".join(f"{k}={v}" for k, v in (("task", None if task == DEFAULT_TASK else task), ("data", data), ("fraction", fraction), ("profile", profile), ("systems", systems),
                                                     ("seeds", seeds)) if v)  # fmt: skip
         fail(f"no run records{' with ' + wanted if wanted else ''} in {store.root}; run `ascbench run` first", code=1)
 
@@ -97,7 +104,7 @@ def leaderboard(
             console.print(f"wrote {escape(str(path))}", highlight=False)
         return
 
-    filters = (("data", data), ("fraction", fraction), ("profile", profile), ("systems", f"'{systems}'" if systems else None),
+    filters = (("task", None if task == DEFAULT_TASK else task), ("data", data), ("fraction", fraction), ("profile", profile), ("systems", f"'{systems}'" if systems else None),
                ("seeds", ",".join(map(str, seed_list)) if seed_list else None))  # fmt: skip
     command = " ".join(["ascbench leaderboard", *(f"--{k} {v}" for k, v in filters if v), f"--format {fmt.value}"])
     if rank_mode:
@@ -166,7 +173,7 @@ def check(
         entries = load_leaderboard_json(reference)
     except ValueError as error:
         fail(str(error))
-    store, records = _records(home, None, None, None)
+    store, records = _records(home, None, None, None, task=None)
     invalid = [(str(i.path.relative_to(store.root).with_suffix("")), str(i.path), i.reason) for i in store.invalid_records()]
     failed = False
     for entry in entries:

@@ -11,6 +11,7 @@ import typer
 from ascbench.ablation import ABLATABLE
 from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems, resolve_data_root
 from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
+from ascbench.tasks import get_task
 
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")
@@ -24,6 +25,11 @@ TEACHER_HELP = (
     "checkpoint:PATH (HF HuBERT folder or BEATs .pt), logits:FILE (per-clip teacher logits, see docs/distillation.md), "
     "or runs:SYS[,SYS...] (the mean of systems trained here on the same split and seed; missing ones are trained first). "
     "A supervised system given logits:/runs: trains with logit KD. Shorthand for --set teacher=SOURCE."
+)
+TASK_HELP = (
+    "The challenge task whose rules the runs follow: dcase2024 (one model, any of the five splits) or dcase2025 (split25 "
+    "only; the device of each clip is known: the general model, then one fine-tuned copy per training device a, b, c, "
+    "s1-s3, and the general model for the others). `ascbench tasks` lists their rules."
 )
 SET_HELP = (
     "Set any run option of the selected systems' recipes, KEY=VALUE (repeatable), e.g. --set teacher=runs:cp-mobile "
@@ -107,6 +113,7 @@ def parse_ablate(value: str | None) -> frozenset[str]:
 
 def run(
     models: Annotated[str, typer.Option("--models", "-m", help="'all' (every registered system but the teacher family) or a comma-separated list of names; see `ascbench systems`.")] = "all",
+    task: Annotated[str, typer.Option("--task", help=TASK_HELP)] = "dcase2024",
     fraction: Annotated[str, typer.Option("--fraction", "-f", help="Training split: 0.05, 0.1, 0.25, 0.5, 1.0 (or 5..100), a comma-separated list, or 'all' for the five official splits.")] = "0.25",
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each seed is a separate run and record.")] = "0",
     data: Annotated[Optional[str], typer.Option("--data", help="A TAU22-layout directory, or synth-tau22 (default: the small synthetic set, generated if missing), synth-tau22-tiny|small|medium.")] = None,
@@ -142,7 +149,9 @@ def run(
     check_profile(profile)
     check_device(device, executor)
     try:
+        chosen_task = get_task(task)
         fractions = parse_fractions(fraction)
+        chosen_task.check_fractions(fractions)
         seed_list = parse_seeds(seeds)
         settings = run_settings(teacher, teacher_checkpoint, teacher_seed, pool_kd, ablate, set_)
         registry = discover(submissions)
@@ -155,6 +164,9 @@ def run(
         fail("--checkpoint loads one system's weights: name exactly one system with --models")
     if checkpoint is not None and not checkpoint.is_file():
         fail(f"--checkpoint {checkpoint}: no such file (a model.pt written by `ascbench run`)")
+    if checkpoint is not None and chosen_task.device_models:
+        fail(f"--checkpoint evaluates one model's weights; --task {task} fine-tunes a model per device from the general run: "
+             "run the general model with --task dcase2024 --checkpoint, or train it here")
     if checkpoint is not None and "teacher" in settings:
         fail("--checkpoint evaluates trained weights, which no teacher changes: drop --teacher-checkpoint / --teacher")
     try:
@@ -181,6 +193,7 @@ def run(
         checkpoint=checkpoint,
         submissions=submissions,
         command=tuple(["ascbench", *sys.argv[1:]]),
+        task=task,
     )
     try:
         outcomes = run_grid(

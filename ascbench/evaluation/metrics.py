@@ -16,7 +16,7 @@ attenuation is given in % of the seen accuracy and in points, as the record sche
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, log_loss, recall_score
@@ -167,3 +167,12 @@ def _check_devices(devices: Sequence[str], n: int) -> np.ndarray:
             f"devices: clip {int(unknown[0])} has device '{array[unknown[0]]}'; expected one of {', '.join(DEVICES)}"
         )
     return array
+
+
+def group_accuracies(predictions: ClipPredictions, groups: Mapping[str, Iterable[str]]) -> dict[str, float | None]:
+    """Macro class-wise accuracy over the clips of each named group of devices (None: a group
+    with no test clips). Pooled over the group's clips, not averaged over its devices, as DCASE
+    reports seen/unseen accuracy."""
+    labels, predicted = np.asarray(predictions.labels), predictions.predicted
+    devices = np.asarray(predictions.devices)
+    return {name: _subset_accuracy(labels, predicted, devices, tuple(members)) for name, members in groups.items()}

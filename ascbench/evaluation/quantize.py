@@ -195,8 +195,9 @@ def save_int8(int8_model: nn.Module, example: torch.Tensor, out: Path | str) -> 
             "(the graph holds no int8 tensor)"
         )
     # beside its final name, then renamed: a reader never sees a half-written program (two
-    # processes saving one path once interleaved their bytes into an unreadable archive)
-    partial = out.with_name(f".{out.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    # processes saving one path once interleaved their bytes into an unreadable archive); the
+    # temporary name ends in .pt2 too, or torch.export.save logs a warning for every artifact
+    partial = out.with_name(f".{out.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{out.suffix}")
     try:
         torch.export.save(program, partial)
         os.replace(partial, out)

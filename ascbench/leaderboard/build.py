@@ -27,6 +27,7 @@ from ascbench.leaderboard.compare import paired_over_seeds
 from ascbench.results.record import Record, audio_outside_split, external_resources
 from ascbench.results.store import CorruptRecordError, ResultsStore
 from ascbench.results.identity import GROUPED, identity_label
+from ascbench.tasks import DEFAULT_TASK, get_task
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,18 @@ class GroupKey:
     fingerprint: str
     fraction: float
     profile: str
+    task: str = DEFAULT_TASK
 
     @classmethod
     def of(cls, record: Record) -> "GroupKey":
         k = record.key
-        return cls(k.dataset, k.dataset_fingerprint, k.fraction, k.profile)
+        return cls(k.dataset, k.dataset_fingerprint, k.fraction, k.profile, k.task)
+
+    @property
+    def device_models(self) -> bool:
+        """Whether the task's systems have a model per device (then the board compares them with
+        their general model)."""
+        return bool(get_task(self.task).device_models)
 
     @property
     def synthetic(self) -> bool:
@@ -85,12 +93,14 @@ class GroupKey:
     def title(self) -> str:
         """Human title; always names the data set and its fingerprint."""
         kind = " (synthetic data, not a TAU result)" if self.synthetic else ""
-        return f"{self.dataset} [{self.fingerprint}]{kind} · {self.split} · profile {self.profile}"
+        return f"{self.dataset} [{self.fingerprint}]{kind} · {self.split} · profile {self.profile} · task {self.task}"
 
     @property
     def slug(self) -> str:
-        """File-name stem for exports: ``<data set>-split<pct>-<profile>``."""
-        return f"{self.dataset}-{self.split}-{self.profile}"
+        """File-name stem for exports: ``<data set>-split<pct>-<profile>``, then ``-<task>`` for
+        any task but the default (whose files keep the names they had before tasks existed)."""
+        task = "" if self.task == DEFAULT_TASK else f"-{self.task}"
+        return f"{self.dataset}-{self.split}-{self.profile}{task}"
 
 
 @dataclass
@@ -173,6 +183,8 @@ def _build(group: GroupKey, records: list[Record], store: ResultsStore | None, n
     board = Leaderboard(group, table, {s: by_system[s] for s in table.index}, notes)
     if store is not None and len(table) > 1:
         _compare_with_best(board, store, n_resamples)
+    if group.device_models:
+        add_device_columns(board, store, n_resamples)
     return board
 
 
@@ -267,6 +279,68 @@ def _predictions(board: Leaderboard, system: str, store: ResultsStore) -> dict[i
         return None
 
 
+# ------------------------------------------------------------------ device models against the general one
+
+DEVICE_GROUP_NAMES = ("real", "seen", "unseen", "known", "unknown")
+
+
+def add_device_columns(board: Leaderboard, store: ResultsStore | None, n_resamples: int = DEFAULT_RESAMPLES) -> None:
+    """For a task with device models: the general model's accuracy beside the device-aware
+    system's, per device group, and the paired difference between the two (over the same test
+    clips and seeds, as the official baseline reports them side by side)."""
+    table = board.table
+    columns: dict[str, dict[str, object]] = defaultdict(dict)
+    for system in map(str, table.index):
+        records = board.records[system]
+        columns["general_accuracy"][system], columns["general_accuracy_std"][system], _ = aggregate(
+            (r.device_specific.get("general") or {}).get("accuracy") for r in records)
+        for group in DEVICE_GROUP_NAMES:
+            columns[f"{group}_accuracy"][system] = aggregate((r.device_specific.get("groups") or {}).get(group) for r in records)[0]
+            columns[f"general_{group}_accuracy"][system] = aggregate(
+                ((r.device_specific.get("general") or {}).get("groups") or {}).get(group) for r in records)[0]
+        gap = _device_gap(board, system, store, n_resamples)
+        if gap is not None:
+            columns["delta_general"][system] = gap.difference
+            columns["delta_general_ci95_low"][system], columns["delta_general_ci95_high"][system] = gap.ci95
+            columns["delta_general_p_value"][system] = gap.p_value
+            columns["delta_general_significant"][system] = bool(gap.ci95[1] < 0 or gap.ci95[0] > 0)
+    for name in DEVICE_COLUMNS:
+        values = columns.get(name, {})
+        table[name] = pd.Series([values.get(s) for s in table.index], index=table.index, dtype=object if name.endswith("significant") else float)
+
+
+DEVICE_COLUMNS: tuple[str, ...] = (
+    "general_accuracy", "general_accuracy_std",
+    *(f"{prefix}{group}_accuracy" for group in DEVICE_GROUP_NAMES for prefix in ("", "general_")),
+    "delta_general", "delta_general_ci95_low", "delta_general_ci95_high", "delta_general_p_value", "delta_general_significant",
+)  # fmt: skip
+"""Columns a board of a task with device models adds (fractions; ``delta_general``: device-aware
+minus general, paired bootstrap over the clips and seeds)."""
+
+
+def _device_gap(board: Leaderboard, system: str, store: ResultsStore | None, n_resamples: int) -> PairedComparison | None:
+    """The paired bootstrap of the device-aware predictions against the general model's, read from
+    the general runs the records name; a general run redone since (its predictions changed) is a
+    note, not a comparison with a model the device models did not start from."""
+    if store is None:
+        return None
+    specific, general = {}, {}
+    for record in board.records[system]:
+        slug = record.device_specific.get("general_run")
+        source = store.read_slug(slug) if isinstance(slug, str) else None
+        if source is None or source.predictions_sha256 != record.device_specific.get("general_predictions_sha256"):
+            board.notes.append(f"{system} seed {record.key.seed}: its general run {slug} is not in the store as it was when the "
+                               "device models were fine-tuned; `ascbench run` with the same options redoes them")  # fmt: skip
+            return None
+        try:
+            specific[record.key.seed] = store.load_predictions(record)
+            general[record.key.seed] = store.load_predictions(source)
+        except (FileNotFoundError, CorruptRecordError, ValueError) as error:
+            board.notes.append(f"{system}: no paired comparison with its general model ({error})")
+            return None
+    return paired_over_seeds(specific, general, n_resamples=n_resamples)
+
+
 # ------------------------------------------------------------------ DCASE rank score over splits
 
 
@@ -328,6 +402,8 @@ def rank_tables(records: Iterable[Record]) -> list[tuple[RankGroupKey, pd.DataFr
     """:func:`rank_table` for each (data set, fingerprint, profile) group that has all five splits."""
     groups: dict[RankGroupKey, list[Record]] = defaultdict(list)
     for r in records:
+        if r.key.task != DEFAULT_TASK:  # the mean over five splits is DCASE 2024's rank; later tasks train on one
+            continue
         groups[RankGroupKey(r.key.dataset, r.key.dataset_fingerprint, r.key.profile)].append(r)
     out = []
     for key, recs in sorted(groups.items()):

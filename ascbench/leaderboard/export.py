@@ -24,6 +24,7 @@ from ascbench.leaderboard.build import (
     RankGroupKey,
 )
 from ascbench.results.record import Record
+from ascbench.tasks import DEFAULT_TASK
 
 SCHEMA = "ascbench.leaderboard/1"
 EXPORT_COMMAND = "ascbench leaderboard --export"
@@ -83,6 +84,7 @@ def leaderboard_entry(board: Leaderboard) -> dict[str, Any]:
         "synthetic": g.synthetic,
         "fraction": g.fraction,
         "profile": g.profile,
+        "task": g.task,
         "dcase_limits": {"param_memory_kb_int8": DCASE_MAX_PARAM_KB, "macs": DCASE_MAX_MACS},
         "rows": _rows(board.table),
         "per_device": {s: {d: _plain(v) for d, v in row.items()} for s, row in board.per_device().iterrows()},
@@ -116,7 +118,8 @@ def dumps(document: dict[str, Any]) -> str:
 def group_of(entry: dict[str, Any], where: str = "reference") -> GroupKey:
     """The group a leaderboard JSON entry describes; ``ValueError`` naming ``where`` if malformed."""
     try:
-        return GroupKey(str(entry["dataset"]), str(entry["dataset_fingerprint"]), float(entry["fraction"]), str(entry["profile"]))
+        return GroupKey(str(entry["dataset"]), str(entry["dataset_fingerprint"]), float(entry["fraction"]), str(entry["profile"]),
+                        str(entry.get("task", DEFAULT_TASK)))  # boards exported before tasks existed are dcase2024 boards
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{where}: leaderboard entry lacks dataset/dataset_fingerprint/fraction/profile ({error})") from None
 

@@ -11,7 +11,7 @@ import pandas as pd
 from ascbench.leaderboard.build import Leaderboard, RankGroupKey
 from ascbench.leaderboard.export import provenance_summary
 from ascbench.leaderboard.plots import accuracy_vs_macs, confusion_grid, per_device_bars, png_base64
-from ascbench.leaderboard.render import DCASE_NOTE, display_frame, rank_display
+from ascbench.leaderboard.render import board_note, display_frame, rank_display
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1400px;
@@ -29,7 +29,7 @@ tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 details { font-size: 0.8em; margin: 0.5em 0; } code { font-size: 0.95em; }
 """
-LEFT = {"System", "Paper label", "DCASE limits", "Δ vs best, significant?"}
+LEFT = {"System", "Paper label", "DCASE limits", "Δ vs best, significant?", "Δ vs general, significant?"}
 
 
 def _table_html(frame: pd.DataFrame) -> str:
@@ -73,7 +73,7 @@ def board_section(board: Leaderboard) -> str:
                      "(fingerprint " + escape(board.group.fingerprint) + "): these numbers are not TAU22 results.</p>")  # fmt: skip
     parts.append(_table_html(display_frame(board)))
     parts += [f'<p class="note">{escape(note)}</p>' for note in board.notes]
-    parts.append(f'<p class="note">{escape(DCASE_NOTE)}</p>')
+    parts.append(f'<p class="note">{escape(board_note(board))}</p>')
     parts.append(_figure(accuracy_vs_macs(board), f"Accuracy vs MACs, {board.title}"))
     parts.append(_figure(per_device_bars(board), f"Accuracy per device, {board.title}"))
     parts.append(_figure(confusion_grid(board), f"Confusion matrices, {board.title}"))

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ascbench.leaderboard.build import GroupKey, build_leaderboard
+from ascbench.tasks import DEFAULT_TASK
 from ascbench.leaderboard.export import group_of
 from ascbench.results.record import Record
 
@@ -83,10 +84,11 @@ def check_entry(
         )
     current = build_leaderboard(mine) if mine else pd.DataFrame(columns=["system", "seeds"])
     reference = {row["system"]: row for row in entry["rows"]}
-    prefix = f"{group.dataset}-{group.fingerprint}/"
+    prefix = f"{group.dataset}-{group.fingerprint}/" + ("" if group.task == DEFAULT_TASK else f"task-{group.task}/")
     suffix = f"/{group.split}/{group.profile}/"
     for slug, path, reason in invalid:
-        if slug.startswith(prefix) and suffix in slug:
+        other_task = group.task == DEFAULT_TASK and slug.startswith(f"{prefix}task-")
+        if slug.startswith(prefix) and suffix in slug and not other_task:
             system = slug[len(prefix) : slug.index(suffix, len(prefix))]
             report.regressions.append(Finding(system, f"unusable record ({reason})", "a record", path))
     report.new_systems = sorted(set(current.index) - set(reference))

@@ -43,6 +43,16 @@ def number(value: object, fmt: str) -> str:
     return DASH if _missing(value) else format(value, fmt)
 
 
+DEVICE_NOTE = (
+    f"DCASE 2025 rules: each device's model (and the general one, which unknown devices use) ≤ {DCASE_MAX_PARAM_KB:g} kB "
+    f"int8 parameter memory and ≤ {DCASE_MAX_MACS / 1e6:g} M MACs per 1-s clip, one at a time (the largest is shown); "
+    "trained on split25's audio only; public external data and pre-trained models allowed once declared. "
+    "Device-specific: each test clip through its device's fine-tuned model (a, b, c, s1–s3), the general model for the "
+    "others. Groups: real a–c, seen s1–s3, unseen s4–s6 (they have no model of their own, so both columns agree there). "
+    "Δ vs general: paired bootstrap over the same test clips and seeds (significant = 95 % interval excludes 0)."
+)
+
+
 def dcase_verdict(row: pd.Series) -> str:
     """``pass``, ``FAIL: <what>``, or ``unknown: MACs`` when uncounted operators leave the MAC
     count a lower bound under the limit (``ascbench profile`` names them)."""
@@ -56,6 +66,44 @@ def dcase_verdict(row: pd.Series) -> str:
         return "unknown: " + ", ".join(unknown) + " (uncounted operators)"
     external = row.get("external_resources")
     return f"pass if declared: {external}" if isinstance(external, str) and external else "pass"
+
+
+def board_note(board: Leaderboard) -> str:
+    """The rules and definitions under a board: its task's."""
+    return DEVICE_NOTE if board.group.device_models else DCASE_NOTE
+
+
+def gap_text(difference: object, p: object, significant: object) -> str:
+    """'+1.2 pts (p=0.004) yes': a paired difference, its p-value and whether its 95 % interval
+    excludes 0."""
+    if _missing(difference):
+        return DASH
+    p_text = "p<0.001" if float(p) < 0.001 else f"p={float(p):.3f}"
+    return f"{float(difference) * 100:+.1f} pts ({p_text}) {'yes' if significant else 'no'}".replace("-", "−", 1)
+
+
+def device_display_frame(board: Leaderboard) -> pd.DataFrame:
+    """A board of a task with device models: the device-aware system beside its general model,
+    overall and per device group, with the paired difference, and the largest model's complexity."""
+    rows = []
+    for rank, (_, r) in enumerate(board.table.iterrows(), start=1):
+        row = {
+            "#": str(rank),
+            "System": r["system"],
+            "Params": number(r["params"], ","),
+            "MACs (M)": number(r["macs"] / 1e6, ".2f"),
+            "Device-specific %": percent(r["accuracy"], r["accuracy_std"]),
+            "General %": percent(r["general_accuracy"], r["general_accuracy_std"]),
+            "Δ vs general, significant?": gap_text(r["delta_general"], r["delta_general_p_value"], r["delta_general_significant"]),
+        }
+        for group, title in (("real", "Real (a–c)"), ("seen", "Seen (s1–s3)"), ("unseen", "Unseen (s4–s6)")):
+            row[f"{title} % general → device"] = f"{percent(r[f'general_{group}_accuracy'])} → {percent(r[f'{group}_accuracy'])}"
+        row["Log loss"] = number(r["log_loss"], ".3f")
+        row["Int8 params (kB)"] = number(r["param_memory_kb_int8"], ".1f")
+        row["DCASE limits"] = dcase_verdict(r)
+        row["Seeds"] = str(r["seeds"])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def delta_text(row: pd.Series, is_best: bool, best_seeds: int | None = None) -> str:
@@ -79,6 +127,8 @@ def delta_text(row: pd.Series, is_best: bool, best_seeds: int | None = None) -> 
 
 def display_frame(board: Leaderboard) -> pd.DataFrame:
     """The leaderboard as strings with display headers, best system first."""
+    if board.group.device_models:
+        return device_display_frame(board)
     rows = []
     for rank, (_, r) in enumerate(board.table.iterrows(), start=1):
         ci = DASH if _missing(r["ci95_low"]) else f"{r['ci95_low'] * 100:.1f}–{r['ci95_high'] * 100:.1f}"
@@ -118,11 +168,17 @@ TERMINAL_HEADERS = {
     "Paper label": "Label", "MACs (M)": "MACs M", "Accuracy %": "Acc %", "95 % CI": "95% CI",
     "Unseen % (S4–S6)": "Unseen %", "S4–S6 attenuation %": "S4–S6 att. %", "Int8 params (kB)": "int8 kB",
     "Int8 file (kB)": "file kB", "DCASE limits": "DCASE", "Seeds": "n", "Δ vs best, significant?": "Δ vs best (sig.?)",
+    "Device-specific %": "Device %", "General %": "General %", "Δ vs general, significant?": "Δ vs general (sig.?)",
+    "Real (a–c) % general → device": "Real gen→dev", "Seen (s1–s3) % general → device": "Seen gen→dev",
+    "Unseen (s4–s6) % general → device": "Unseen gen→dev",
 }  # fmt: skip
 """Shorter headers for the terminal, where width is scarce; files keep the full ones."""
 
 
-OPTIONAL_IN_TERMINAL = ("Int8 file (kB)", "95 % CI", "Seen %", "Paper label")
+OPTIONAL_IN_TERMINAL = ("Int8 file (kB)", "95 % CI", "Seen %", "Paper label",
+                        # a board of device models (--format md has every column)
+                        "Params", "Int8 params (kB)", "Log loss", "Seen (s1–s3) % general → device", "MACs (M)",
+                        "Unseen (s4–s6) % general → device", "Real (a–c) % general → device")  # fmt: skip
 """Columns left out, in this order, while the terminal is too narrow for the whole table."""
 
 
@@ -134,7 +190,8 @@ def fit_columns(frame: pd.DataFrame, width: int | None) -> pd.DataFrame:
     for column in OPTIONAL_IN_TERMINAL:
         if width is None or len(frame) == 0 or needed(frame) <= width:
             break
-        frame = frame.drop(columns=column)
+        if column in frame.columns:  # each kind of board has its own optional columns
+            frame = frame.drop(columns=column)
     return frame
 
 
@@ -147,9 +204,9 @@ def rich_table(board: Leaderboard, width: int | None = None) -> Table:
     frame = display_frame(board)
     frame["DCASE limits"] = frame["DCASE limits"].str.replace("audio outside the split (", "outside split (", regex=False)
     frame = fit_columns(frame, width)
-    table = Table(title=board.title, caption=DCASE_NOTE, caption_justify="left", title_justify="left",
+    table = Table(title=board.title, caption=board_note(board), caption_justify="left", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
-    left = {"System", "Paper label", "Δ vs best, significant?", "DCASE limits"}
+    left = {"System", "Paper label", "Δ vs best, significant?", "DCASE limits", "Δ vs general, significant?"}
     for column in frame.columns:
         table.add_column(TERMINAL_HEADERS.get(column, column), justify="left" if column in left else "right",
                          no_wrap=column in ("System", "#"), overflow="fold")  # fmt: skip
@@ -168,7 +225,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
     def cell(value: object) -> str:
         return str(value).replace("|", "\\|")
 
-    numeric = [c for c in frame.columns if c not in {"System", "Paper label", "DCASE limits", "Δ vs best, significant?"}]
+    numeric = [c for c in frame.columns if c not in {"System", "Paper label", "DCASE limits", "Δ vs best, significant?", "Δ vs general, significant?"}]
     lines = ["| " + " | ".join(map(cell, frame.columns)) + " |",
              "|" + "|".join("---:" if c in numeric else "---" for c in frame.columns) + "|"]  # fmt: skip
     lines += ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)]
@@ -185,7 +242,7 @@ def markdown(boards: Sequence[Leaderboard], generated_by: str, ranks: Sequence[t
         parts += [markdown_table(display_frame(board)), ""]
         if board.notes:
             parts += [*(f"- {note}" for note in board.notes), ""]
-        parts += [DCASE_NOTE, ""]
+        parts += [board_note(board), ""]
     for key, table in ranks:
         parts += [f"## DCASE rank score: {key.title}", "", markdown_table(rank_display(table)), "",
                   "Rank score: mean of the five split accuracies (as DCASE 2024 Task 1 ranks systems).", ""]  # fmt: skip

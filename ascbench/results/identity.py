@@ -15,15 +15,18 @@ COMPARED: tuple[tuple[str, str], ...] = (
     ("config", "the recipe options"),
     ("audio", "the data set's audio content"),
     ("teacher", "the teacher (its logits file, or its member runs' records)"),
+    ("general", "the general model that the device models were fine-tuned from (its run was redone)"),
+    ("device_recipe", "the device fine-tuning recipe"),
 )
 """Identity fields that must match for a record to be reused, and how a change is said."""
 
-GROUPED: tuple[str, ...] = ("model", "source", "config", "audio", "teacher_source")
+GROUPED: tuple[str, ...] = ("model", "source", "config", "audio", "teacher_source", "device_recipe")
 """Identity fields that must match for records of several seeds to be averaged in one board row.
 
 Not ``teacher``: a ``runs:`` teacher is the member runs *of the student's seed*, so its content
 differs from seed to seed as the seed itself does. ``teacher_source`` is what does not: the
-logits file's content, or the members' own identities."""
+logits file's content, or the members' own identities. Nor ``general``: the general model a
+seed's device models start from is that seed's own run."""
 
 
 def identity_changes(recorded: dict[str, str], current: dict[str, str]) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ascbench.ablation import TEACHER_TERMS
+from ascbench.tasks import DEFAULT_TASK
 
 SCHEMA = "ascbench.record/1"
 
@@ -29,11 +30,16 @@ class RunKey:
     fraction: float
     seed: int
     profile: str
+    task: str = DEFAULT_TASK
+    """The challenge task whose rules the run follows (:mod:`ascbench.tasks`); records made
+    before tasks existed are ``dcase2024`` runs."""
 
     def slug(self) -> str:
-        """A file-system-safe relative path for this run's record."""
+        """A file-system-safe relative path for this run's record; a ``dcase2024`` run keeps the
+        path it had before tasks existed, any other task's runs live under ``task-<name>/``."""
         pct = int(round(self.fraction * 100))
-        return f"{self.dataset}-{self.dataset_fingerprint}/{self.system}/split{pct}/{self.profile}/seed{self.seed}"
+        task = "" if self.task == DEFAULT_TASK else f"task-{self.task}/"
+        return f"{self.dataset}-{self.dataset_fingerprint}/{task}{self.system}/split{pct}/{self.profile}/seed{self.seed}"
 
 
 @dataclass
@@ -111,10 +117,21 @@ class Record:
     """The run's options, whole (:class:`ascbench.recipes.options.RunOptions`): the teacher source,
     ablated components, ... Empty in records made before options were kept; :func:`run_options`
     reads those from their stored config."""
+    device_specific: dict[str, Any] = field(default_factory=dict)
+    """Runs of a task with device models (``dcase2025``): the general model's run and figures, and
+    each device model's training and complexity (:mod:`ascbench.runner.device_specific`). Empty
+    for a task with one model."""
     schema: str = SCHEMA
 
     def to_json_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored form. A ``dcase2024`` run's key and a record without device models are
+        written as they were before tasks existed, so their files and checksums do not change."""
+        data = asdict(self)
+        if data["key"]["task"] == DEFAULT_TASK:
+            del data["key"]["task"]
+        if not data["device_specific"]:
+            del data["device_specific"]
+        return data
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> "Record":
@@ -136,6 +153,7 @@ class Record:
             predictions_sha256=data.get("predictions_sha256"),
             checksum=data.get("checksum"),
             options=data.get("options", {}),
+            device_specific=data.get("device_specific", {}),
             schema=data["schema"],
         )
 

@@ -39,6 +39,7 @@ from ascbench.evaluation.metrics import macro_class_accuracy
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.paths import records_dir
 from ascbench.results.record import Record, RunKey, record_checksum
+from ascbench.tasks import DEFAULT_TASK
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +183,14 @@ class ResultsStore:
         fraction: float | str | None = None,
         system: str | None = None,
         profile: str | None = None,
+        task: str | None = DEFAULT_TASK,
     ) -> Iterator[Record]:
         """Every intact record matching the given key fields, in path order; the others are
-        logged and left out (:meth:`invalid_records` lists them with their reasons)."""
+        logged and left out (:meth:`invalid_records` lists them with their reasons).
+
+        Records of the default task unless ``task`` names another (None: every task): a
+        ``dcase2025`` run has the same system name as the plain run it starts from, and a caller
+        that did not ask for it must never average or export the two as one."""
         wanted_fraction = parse_fraction(fraction) if fraction is not None else None
         for path in sorted(self.root.rglob(f"*{RECORD_SUFFIX}")):
             try:
@@ -200,6 +206,8 @@ class ResultsStore:
             if system is not None and key.system != system:
                 continue
             if profile is not None and key.profile != profile:
+                continue
+            if task is not None and key.task != task:
                 continue
             try:
                 self.verify(record)

@@ -44,6 +44,7 @@ from ascbench.runner.teacher import ResolvedTeacher, resolve_teacher
 from ascbench.systems.checkpoint import load_trained_model, read_checkpoint, save_trained_model
 from ascbench.systems.registry import Registry, discover, model_input_shape, validate_system
 from ascbench.systems.spec import SystemSpec
+from ascbench.tasks import DEFAULT_TASK, get_task
 from ascbench.training import predict, resolve_device
 from ascbench.training.engine import global_rng_preserved
 
@@ -96,7 +97,7 @@ def trained_by(path: Path, store: ResultsStore) -> dict[str, object]:
 
 
 def run_key(request: RunRequest, dataset: Dataset) -> RunKey:
-    return RunKey(request.recorded_system, dataset.name, dataset.fingerprint, request.fraction, request.seed, request.profile)
+    return RunKey(request.recorded_system, dataset.name, dataset.fingerprint, request.fraction, request.seed, request.profile, request.task)
 
 
 @dataclass
@@ -165,7 +166,8 @@ def member_run(request: RunRequest, system: str, registry: Registry) -> tuple[Sy
     """An ensemble member's usable record at ``request``'s data, split, seed and profile, with
     today's identity (a member retrained since is the new record), and the command that trains it."""
     kind = getattr(registry.get(system).recipe, "teacher_name", None)
-    member = dataclasses.replace(request, system=system, options=None, force=False, checkpoint=None, teacher=kind)  # its recipe's defaults
+    member = dataclasses.replace(request, system=system, options=None, force=False, checkpoint=None, teacher=kind,
+                                 task=DEFAULT_TASK)  # its recipe's defaults, and its plain run (never device-routed predictions)
     run = prepare_run(member, registry)
     found = recorded_outcome(run, ResultsStore(run.home), log=lambda _: None)
     command = (f"ascbench run --models {system} --fraction {request.fraction:g} --seeds {request.seed} "
@@ -203,6 +205,10 @@ def execute_run(
     run writes into directories of its own and its record last, so a run that fails or is
     interrupted, forced or not, leaves the previous record and everything it names untouched.
     """
+    if get_task(request.task).device_models:  # a general model, then one per device
+        from ascbench.runner.device_specific import execute_device_specific
+
+        return execute_device_specific(request, registry=registry, progress=progress, log=log)
     run = prepare_run(request, registry)
     store = ResultsStore(run.home)
     run_dir = run.run_dir

@@ -14,6 +14,7 @@ from ascbench.runner.local import run_local
 from ascbench.runner.request import RunOutcome, RunRequest
 from ascbench.systems.registry import Registry
 from ascbench.systems.spec import SystemSpec
+from ascbench.tasks import DEFAULT_TASK
 
 
 def build_requests(
@@ -79,7 +80,8 @@ def teacher_runs(requests: Sequence[RunRequest], registry: Registry | None) -> l
                 continue
             spec = registry.get(system) if registry is not None else None
             members[key] = dataclasses.replace(request, system=system, options=_default(system, registry), force=False, checkpoint=None,
-                                               teacher=teacher_kind(spec) if spec is not None else None)  # fmt: skip
+                                               teacher=teacher_kind(spec) if spec is not None else None,
+                                               task=DEFAULT_TASK)  # fmt: skip
     return list(members.values())
 
 

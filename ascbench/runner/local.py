@@ -69,9 +69,9 @@ def run_local(
                 outcome = execute_run(request, registry=registry, progress=progress, log=console.print)
             except RECOVERABLE as error:
                 outcome = RunOutcome(request, None, None, error=run_error(error))
-                console.print(f"[red]run {request.label()} failed:[/] {escape(outcome.error)}", highlight=False)
+                console.print(f"[red]run {escape(request.label())} failed:[/] {escape(outcome.error)}", highlight=False)
             if outcome.skipped:
-                console.print(f"[dim]{request.label()}: complete record found, skipped (--force reruns)[/]")
+                console.print(f"[dim]{escape(request.label())}: complete record found, skipped (--force reruns)[/]")
             outcomes.append(outcome)
             bar.advance(task)
     return outcomes

@@ -143,7 +143,7 @@ def run_with_ray(
     requests = [dataclasses.replace(r, home=resolve_home(r.home)) for r in requests]
     outcomes: dict[int, RunOutcome] = already_recorded(requests)
     for index in outcomes:
-        console.print(f"[dim]{requests[index].label()}: complete record found, skipped (--force reruns)[/]")
+        console.print(f"[dim]{escape(requests[index].label())}: complete record found, skipped (--force reruns)[/]")
     pending = [i for i in range(len(requests)) if i not in outcomes]
     if not pending:  # everything is recorded: starting a Ray instance (seconds, ports, workers) would do nothing
         return [outcomes[i] for i in range(len(requests))]
@@ -174,7 +174,7 @@ def run_with_ray(
                 index = index_of[ready[0]]
                 outcomes[index] = _result(ray, ready[0], requests[index])
                 if outcomes[index].error:
-                    console.print(f"[red]run {requests[index].label()} failed:[/] {escape(outcomes[index].error)}", highlight=False)
+                    console.print(f"[red]run {escape(requests[index].label())} failed:[/] {escape(outcomes[index].error)}", highlight=False)
                 bar.advance(bar_task)
     finally:
         if started_here:

@@ -9,6 +9,7 @@ from ascbench.checkpoints import checkpoint_label
 from ascbench.distill.sources import SELF_SUPERVISED
 from ascbench.recipes.options import SOURCE_SEPARATOR, RunOptions
 from ascbench.results.record import Record
+from ascbench.tasks import DEFAULT_TASK
 
 
 def recorded_name(system: str, options: RunOptions | None = None, checkpoint: Path | None = None) -> str:
@@ -54,6 +55,8 @@ class RunRequest:
     """The command line that asked for this run (provenance)."""
     teacher: str | None = None
     """The teacher network (``hubert``, ``beats``) the run pre-trains or loads (None: none)."""
+    task: str = DEFAULT_TASK
+    """The challenge task whose rules the run follows (:mod:`ascbench.tasks`)."""
 
     def shared_stage_key(self) -> tuple | None:
         """Runs with equal keys share one teacher stage; executors build it once before the rest."""
@@ -72,7 +75,8 @@ class RunRequest:
         return recorded_name(self.system, self.options, self.checkpoint)
 
     def label(self) -> str:
-        return f"{self.recorded_system} split{round(self.fraction * 100)} seed{self.seed}"
+        task = "" if self.task == DEFAULT_TASK else f" {self.task}"
+        return f"{self.recorded_system} split{round(self.fraction * 100)} seed{self.seed}{task}"
 
 
 @dataclass

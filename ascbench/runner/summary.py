@@ -20,7 +20,7 @@ def print_summary(outcomes: Sequence[RunOutcome], console: Console, store: Resul
         if outcome.error:  # printed in full when the run failed; here, one line per run
             first, *rest = outcome.error.splitlines() or [""]
             more = " (full error above)" if rest or len(first) > 200 else ""
-            console.print(f"[red]failed:[/] {outcome.request.label()}: {escape(first[:200])}{more}", highlight=False)
+            console.print(f"[red]failed:[/] {escape(outcome.request.label())}: {escape(first[:200])}{more}", highlight=False)
     records = [o.record for o in outcomes if o.record is not None]
     if not records:
         return
