@@ -165,4 +165,4 @@ def test_what_the_dcase2025_task_does_not_allow_is_refused_before_anything_runs(
     assert checkpoint.exit_code == 2 and "fine-tunes a model per device" in checkpoint.output
     assert not (tmp_path / "home" / "records").exists()
     listed = _invoke("tasks")
-    assert listed.exit_code == 0 and "dcase2025" in listed.output and "each device's model on its own" in listed.output
+    assert listed.exit_code == 0 and "dcase2024" in listed.output and "dcase2025" in listed.output and "splits: split25" in listed.output
