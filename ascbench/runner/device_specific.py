@@ -29,23 +29,12 @@ from ascbench.evaluation.bootstrap import paired_bootstrap
 from ascbench.evaluation.metrics import evaluate, group_accuracies
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.features.cache import load_features
-from ascbench.locking import exclusive
 from ascbench.recipes.base import RecipeResult
 from ascbench.recipes.device_finetune import fine_tune_config, fine_tune_devices
-from ascbench.results.identity import identity_label
 from ascbench.results.provenance import clock, collect
 from ascbench.results.record import Complexity, Record
 from ascbench.results.store import ResultsStore
-from ascbench.runner.execute import (
-    ARTIFACTS_PREFIX,
-    RunConfig,
-    _remove_superseded,
-    execute_run,
-    measure_deployable,
-    predict_test,
-    prepare_run,
-    recorded_outcome,
-)
+from ascbench.runner.execute import RunConfig, execute_run, measure_deployable, predict_test, prepare_run, record_once
 from ascbench.runner.identity import config_digest
 from ascbench.runner.request import RunOutcome, RunRequest
 from ascbench.systems.checkpoint import load_trained_model, save_trained_model
@@ -125,24 +114,9 @@ def execute_device_specific(
     }
     run = dataclasses.replace(run, identity=identity)
     store = ResultsStore(run.home)
-    lock = run.run_dir.parent / f"{run.run_dir.name}.lock"
-    with exclusive(lock, on_wait=lambda: log(f"{request.label()}: another process is running it; waiting for it to finish")):
-        outcome = recorded_outcome(run, store, log)
-        if outcome is not None:
-            return outcome
-        attempt = uuid.uuid4().hex[:8]
-        workdir = run.run_dir / (f"force-{attempt}" if request.force else f"train-{identity_label(identity)}")
-        out_dir = run.run_dir / f"{ARTIFACTS_PREFIX}{attempt}"
-        try:
-            record, predictions = _fine_tune_and_measure(run, config, general.record, store, workdir, out_dir, progress, log)
-            path = store.write(record, predictions)
-        except BaseException:
-            shutil.rmtree(out_dir, ignore_errors=True)
-            if request.force:
-                shutil.rmtree(workdir, ignore_errors=True)
-            raise
-        _remove_superseded(run.run_dir, keep={out_dir.name})
-    return RunOutcome(request, store.read(run.key), path)
+    return record_once(
+        run, store, lambda workdir, out_dir: _fine_tune_and_measure(run, config, general.record, store, workdir, out_dir, progress, log), log
+    )
 
 
 def _fine_tune_and_measure(run, config: DeviceRunConfig, general_record: Record, store: ResultsStore, workdir: Path, out_dir: Path,

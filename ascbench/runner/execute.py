@@ -199,19 +199,32 @@ def execute_run(
     log: Callable[[str], None] = print,
 ) -> RunOutcome:
     """Run ``request`` unless an intact record of the same run and identity exists (and ``force``
-    is off).
-
-    One process at a time runs a given run key (a second one waits, then finds the record). The
-    run writes into directories of its own and its record last, so a run that fails or is
-    interrupted, forced or not, leaves the previous record and everything it names untouched.
-    """
+    is off): see :func:`record_once` for what a failed or concurrent run leaves behind."""
     if get_task(request.task).device_models:  # a general model, then one per device
         from ascbench.runner.device_specific import execute_device_specific
 
         return execute_device_specific(request, registry=registry, progress=progress, log=log)
     run = prepare_run(request, registry)
     store = ResultsStore(run.home)
-    run_dir = run.run_dir
+    return record_once(
+        run, store, lambda workdir, out_dir: _train_and_measure(run, store, workdir / "train", out_dir, progress, log), log
+    )
+
+
+Measure = Callable[[Path, Path], "tuple[Record, ClipPredictions]"]
+"""Computes a run's record and predictions, given its resumable work directory and the fresh
+directory its model and int8 files go into."""
+
+
+def record_once(run: PreparedRun, store: ResultsStore, measure: Measure, log: Callable[[str], None] = print) -> RunOutcome:
+    """``measure`` the run and write its record, unless an intact record with the run's identity
+    exists; every kind of run (plain or device-routed) goes through here.
+
+    One process at a time runs a given run key (a second one waits, then finds the record). The
+    run writes into directories of its own and its record last, so a run that fails or is
+    interrupted, forced or not, leaves the previous record and everything it names untouched.
+    """
+    request, run_dir = run.request, run.run_dir
     lock = run_dir.parent / f"{run_dir.name}.lock"
     with exclusive(lock, on_wait=lambda: log(f"{request.label()}: another process is running it; waiting for it to finish")):
         outcome = recorded_outcome(run, store, log)
@@ -222,7 +235,7 @@ def execute_run(
         workdir = run_dir / (f"force-{attempt}" if request.force else f"train-{identity_label(run.identity)}")
         out_dir = run_dir / f"{ARTIFACTS_PREFIX}{attempt}"
         try:
-            record, predictions = _train_and_measure(run, store, workdir / "train", out_dir, progress, log)
+            record, predictions = measure(workdir, out_dir)
             path = store.write(record, predictions)
         except BaseException:
             shutil.rmtree(out_dir, ignore_errors=True)
