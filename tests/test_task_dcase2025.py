@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,57 @@ def test_what_the_dcase2025_task_does_not_allow_is_refused_before_anything_runs(
     assert not (tmp_path / "home" / "records").exists()
     listed = _invoke("tasks")
     assert listed.exit_code == 0 and "dcase2024" in listed.output and "dcase2025" in listed.output and "splits: split25" in listed.output
+
+
+PREDICT_SCRIPT = """
+import importlib, json, sys
+for name in ("ascbench", "baselines"):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        continue
+    raise SystemExit(f"{name} is importable in the fresh environment")
+request = json.load(open(sys.argv[1]))
+api = importlib.import_module(request["module"])
+logits, names = api.predict(request["files"], request["devices"], use_cuda=False, batch_size=64)
+json.dump({"logits": [t.tolist() for t in logits], "names": list(names)}, open(sys.argv[2], "w"))
+"""
+
+
+@pytest.mark.slow
+def test_the_exported_package_installs_and_predicts_what_the_run_recorded(dcase2025_home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "packages"
+    exported = _invoke("export", "dcase2025", "-s", "cp-mobile", "--author-lastname", "Doe", "--author-abbreviation", "ASCB", "--index", "2",
+                       "--weights", "float32", "--out", str(out), "--home", str(dcase2025_home))  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    assert "Doe_ASCB_task1_2" in exported.output and "device models: a, b, c, s1, s2, s3" in exported.output
+    submission = out / "Doe_ASCB_task1" / "Doe_ASCB_task1" / "submission_2"
+    complexity = json.loads((submission / "complexity.json").read_text())
+    assert set(complexity["models"]) == {"general", *DEVICE_MODELS}
+    assert {m["params"] for m in complexity["models"].values()} == {61_148} and complexity["per_device"]["s5"]["model"] == "general"
+    [record] = _records(dcase2025_home, "dcase2025")
+    accuracy = json.loads((submission / "test_accuracy.json").read_text())
+    assert accuracy["macro_accuracy"] == record.metrics.accuracy and accuracy["dataset"] == "synth-tau22-tiny"
+    assert not accuracy["is_tau22_development_set"]
+    assert str(dcase2025_home) not in (submission / "provenance.json").read_text()
+
+    from fresh_env import install_in_fresh_environment
+
+    python, env = install_in_fresh_environment(out / "Doe_ASCB_task1", tmp_path)
+    recorded = ResultsStore(dcase2025_home).load_predictions(record)
+    devices = recorded.devices
+    devices[0] = "s99"  # an id the task has never seen: the general model
+    request = {"module": "Doe_ASCB_task1.Doe_ASCB_task1_2", "files": [str(tiny_synth_root / f) for f in recorded.filenames], "devices": devices}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    (tmp_path / "predict.py").write_text(PREDICT_SCRIPT)
+    run = subprocess.run([str(python), "-I", "predict.py", "request.json", "out.json"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads((tmp_path / "out.json").read_text())
+    logits = np.array(result["logits"])
+    expected = np.asarray(recorded.scores)
+    general = np.asarray(ResultsStore(dcase2025_home).load_predictions(next(iter(_records(dcase2025_home, DEFAULT_TASK)))).aligned_to(recorded.filenames).scores)
+    assert recorded.devices[0] in DEVICE_MODELS  # so the unknown id changes which model answers
+    np.testing.assert_allclose(logits[1:], expected[1:], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logits[0], general[0], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(expected[0], general[0], atol=1e-3)

@@ -12,13 +12,20 @@ from rich.markup import escape
 from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, err_console, fail
 
 app = typer.Typer(
-    help="Export results for the outside world: DCASE 2024 Task 1 submission packages, teacher-logits files.",
+    help="Export results for the outside world: DCASE 2024 Task 1 submission packages, DCASE 2025 inference packages, teacher-logits files.",
     no_args_is_help=True,
 )
 
 SystemOption = Annotated[str, typer.Option("--system", "-s", help="Registered system name (see `ascbench systems`), or a recorded one as `ascbench leaderboard` shows it (hubert-mobilenetv2~no-qat, ...@teacher-...).")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu or cuda.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Clips per forward pass.")]
+DataOption = Annotated[Optional[str], typer.Option("--data", help="Data set name as recorded (tau22, synth-tau22-small, ...); needed when records of several exist.")]
+ProfileOption = Annotated[Optional[str], typer.Option("--profile", "-p", help="Training profile of the runs to export; needed when several were recorded.")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="YAML file with label, index, name, abbreviation, authors (lastname, firstname, email, corresponding, affiliation: abbreviation/institute/department/location), source_code, external_datasets, description fields.")]
+LabelOption = Annotated[Optional[str], typer.Option("--label", help="Submission label Lastname_INST_task1_N (default: formed from the corresponding author).")]
+IndexOption = Annotated[Optional[int], typer.Option("--index", min=1, max=4, help="Submission index 1-4 (last part of the label).")]
+LastnameOption = Annotated[Optional[str], typer.Option("--author-lastname", help="Corresponding author (the --author-* flags replace the config file's authors).")]
+InstituteOption = Annotated[Optional[str], typer.Option("--author-abbreviation", help="Institute abbreviation (second part of the label).")]
 SubmissionsOption = Annotated[
     Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)
 ]
@@ -95,23 +102,42 @@ def predict(
     console.print(f"wrote {len(result.names)} predictions of {system} to {out}")
 
 
+def _submission_info(config: Path | None, label: str | None, index: int | None, name: str | None, abbreviation: str | None,
+                     source_code: str | None, *author: str | None):  # fmt: skip
+    """The submitter's details: the config file's, overridden by the flags given (the --author-*
+    flags replace its authors with one corresponding author)."""
+    from ascbench.export.meta import Affiliation, Author, SubmissionConfigError, SubmissionInfo, load_submission_config
+
+    try:
+        info = load_submission_config(config) if config is not None else SubmissionInfo()
+    except SubmissionConfigError as error:
+        fail(str(error))
+    for attribute, value in (("label", label), ("index", index), ("name", name), ("abbreviation", abbreviation), ("source_code", source_code)):
+        if value is not None:
+            setattr(info, attribute, value)
+    if any(v is not None for v in author):
+        lastname, firstname, email, inst, institute, department, location = (v or "" for v in author)
+        info.authors = [Author(lastname, firstname, email, True, Affiliation(inst, institute, department, location))]
+    return info
+
+
 def dcase(
     system: SystemOption,
     out: Annotated[Path, typer.Option("--out", "-o", help="Package folder; gets task1/<label>/..., <label>.zip and README.md.")],
-    data: Annotated[Optional[str], typer.Option("--data", help="Data set name as recorded (tau22, synth-tau22-small, ...); needed when records of several exist.")] = None,
-    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Training profile of the runs to export; needed when several were recorded.")] = None,
+    data: DataOption = None,
+    profile: ProfileOption = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Which seed's run to submit per split (default: the lowest recorded).")] = None,
     eval_audio: Annotated[Optional[Path], typer.Option("--eval-audio", help="Folder of the DCASE evaluation clips (0.wav ...). Without it, the development-test predictions stored with the records are written, and the package says it is no valid submission.")] = None,
     weights: Annotated[Optional[str], typer.Option("--weights", help="Parameter precision of the outputs: float16 (default with --eval-audio, as the baseline deploys) or float32.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with label, index, name, abbreviation, authors (lastname, firstname, email, corresponding, affiliation: abbreviation/institute/department/location), source_code, external_datasets, description fields.")] = None,
-    label: Annotated[Optional[str], typer.Option("--label", help="Submission label Lastname_INST_task1_N (default: formed from the corresponding author).")] = None,
-    index: Annotated[Optional[int], typer.Option("--index", min=1, max=4, help="Submission index 1-4 (last part of the label).")] = None,
+    config: ConfigOption = None,
+    label: LabelOption = None,
+    index: IndexOption = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Submission name for the results tables (default: the system name).")] = None,
     abbreviation: Annotated[Optional[str], typer.Option("--abbreviation", help="Short name, at most 10 characters.")] = None,
-    author_lastname: Annotated[Optional[str], typer.Option("--author-lastname", help="Corresponding author (the --author-* flags replace the config file's authors).")] = None,
+    author_lastname: LastnameOption = None,
     author_firstname: Annotated[Optional[str], typer.Option("--author-firstname")] = None,
     author_email: Annotated[Optional[str], typer.Option("--author-email")] = None,
-    author_abbreviation: Annotated[Optional[str], typer.Option("--author-abbreviation", help="Institute abbreviation (second part of the label).")] = None,
+    author_abbreviation: InstituteOption = None,
     author_institute: Annotated[Optional[str], typer.Option("--author-institute")] = None,
     author_department: Annotated[Optional[str], typer.Option("--author-department")] = None,
     author_location: Annotated[Optional[str], typer.Option("--author-location")] = None,
@@ -127,22 +153,13 @@ def dcase(
     description and complexity, development-set results per split) and a zip of both, laid out as
     the official validator expects. Fields ascbench cannot know are left empty with a comment."""
     from ascbench.export.dcase import ExportError, export_dcase
-    from ascbench.export.meta import Affiliation, Author, SubmissionConfigError, SubmissionInfo, load_submission_config
+    from ascbench.export.meta import SubmissionConfigError
     from ascbench.export.predict import AudioReadError
     from ascbench.systems.checkpoint import CheckpointError
     from ascbench.systems.registry import SystemLoadError, discover
 
-    try:
-        info = load_submission_config(config) if config is not None else SubmissionInfo()
-    except SubmissionConfigError as error:
-        fail(str(error))
-    for attribute, value in (("label", label), ("index", index), ("name", name), ("abbreviation", abbreviation), ("source_code", source_code)):
-        if value is not None:
-            setattr(info, attribute, value)
-    author_flags = (author_lastname, author_firstname, author_email, author_abbreviation, author_institute, author_department, author_location)
-    if any(v is not None for v in author_flags):
-        affiliation = Affiliation(author_abbreviation or "", author_institute or "", author_department or "", author_location or "")
-        info.authors = [Author(author_lastname or "", author_firstname or "", author_email or "", True, affiliation)]
+    info = _submission_info(config, label, index, name, abbreviation, source_code, author_lastname, author_firstname, author_email,
+                            author_abbreviation, author_institute, author_department, author_location)  # fmt: skip
     try:
         registry = discover(submissions)
     except SystemLoadError as error:  # a --submissions / $ASCBENCH_SUBMISSIONS folder that is not there
@@ -172,11 +189,55 @@ def dcase(
     console.print(f"package: {result.zip_path}  (meta: {result.meta_path})")
 
 
+def dcase2025(
+    system: SystemOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder that gets the project <Lastname>_<INST>_task1/ (other submissions already in it are kept).")],
+    data: DataOption = None,
+    profile: ProfileOption = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Which seed's dcase2025 run to package (default: the lowest recorded).")] = None,
+    weights: Annotated[str, typer.Option("--weights", help="Precision of the shipped parameters: float16 (as the official baseline deploys: 2 bytes per parameter) or float32.")] = "float16",
+    config: ConfigOption = None,
+    label: LabelOption = None,
+    index: IndexOption = None,
+    author_lastname: LastnameOption = None,
+    author_abbreviation: InstituteOption = None,
+    submissions: SubmissionsOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Write the DCASE 2025 Task 1 inference package of one system's recorded `run --task dcase2025`:
+    a pip-installable project <Lastname>_<INST>_task1/ whose module <Lastname>_<INST>_task1_<N>
+    offers the official predict, load_model, load_inputs and get_model_for_device. The models
+    travel as exported programs (no ascbench or plugin code is needed to run them), with
+    complexity.json (MACs and parameter bytes per device model) and test_accuracy.json.
+
+    Example: ascbench export dcase2025 -s cp-mobile --label Doe_ASCB_task1_1 --out packages/
+    then: pip install packages/Doe_ASCB_task1"""
+    from ascbench.export.dcase import ExportError
+    from ascbench.export.dcase2025 import PackageError
+    from ascbench.export.dcase2025_run import export_dcase2025
+    from ascbench.export.meta import SubmissionConfigError
+    from ascbench.systems.checkpoint import CheckpointError
+
+    info = _submission_info(config, label, index, None, None, None, author_lastname, None, None, author_abbreviation, None, None, None)
+    try:
+        result = export_dcase2025(system, out, label=info.resolved_label(), spec=_spec(system, submissions, home), home=home, data=data,
+                                  profile=profile, seed=seed, weights=weights)  # type: ignore[arg-type]  # fmt: skip
+    except (ExportError, PackageError, SubmissionConfigError, CheckpointError, FileNotFoundError) as error:
+        fail(str(error))
+    for message in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+    key = result.record.key
+    models = ", ".join(result.device_models) or "none"
+    console.print(f"[bold]{escape(result.names.module)}[/]: {escape(key.slug())}; device models: {models}; general model for the rest")
+    console.print(f"project: {escape(str(result.project))}  (install: pip install {escape(str(result.project))})", highlight=False)
+
+
 def register(main: typer.Typer) -> None:
     """Add ``predict`` and the ``export`` group (``export dcase``) to the main app."""
     from ascbench.cli.export_teacher import teacher_logits
 
     main.command("predict")(predict)
     app.command("dcase")(dcase)
+    app.command("dcase2025")(dcase2025)
     app.command("teacher-logits")(teacher_logits)
     main.add_typer(app, name="export")
