@@ -221,3 +221,17 @@ def test_the_exported_package_installs_and_predicts_what_the_run_recorded(dcase2
     np.testing.assert_allclose(logits[1:], expected[1:], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(logits[0], general[0], rtol=1e-4, atol=1e-4)
     assert not np.allclose(expected[0], general[0], atol=1e-3)
+
+
+def test_export_dcase2025_names_what_is_missing_or_malformed(dcase2025_home: Path, tmp_path: Path) -> None:
+    empty = _invoke("export", "dcase2025", "-s", "cp-mobile", "--label", "Doe_ASCB_task1_1", "--out", str(tmp_path), "--home", str(tmp_path / "home"))
+    assert empty.exit_code != 0 and "no dcase2025 record of system 'cp-mobile'" in empty.output
+    assert "ascbench run --task dcase2025 --models cp-mobile" in empty.output
+    common = ["-s", "cp-mobile", "--out", str(tmp_path / "out"), "--home", str(dcase2025_home)]
+    lower = _invoke("export", "dcase2025", "--label", "doe_ASCB_task1_1", *common)
+    assert lower.exit_code != 0 and "lastname 'doe'" in lower.output and "'Doe'" in lower.output
+    seed = _invoke("export", "dcase2025", "--label", "Doe_ASCB_task1_1", "--seed", "7", *common)
+    assert seed.exit_code != 0 and "no dcase2025 record of 'cp-mobile' with seed 7 (recorded seeds: [0])" in seed.output
+    nameless = _invoke("export", "dcase2025", *common)
+    assert nameless.exit_code != 0 and "--author-lastname" in nameless.output
+    assert not (tmp_path / "out").exists()
