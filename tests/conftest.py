@@ -12,6 +12,7 @@ import torch
 from ascbench.data.synth import SynthConfig, generate
 
 
+@pytest.hookimpl(optionalhook=True)  # plain pytest, without xdist, must still load this file
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker per core this process may run on (xdist would count physical cores
     when psutil is installed, whatever the affinity mask allows)."""
