@@ -167,7 +167,9 @@ def test_evaluation_package_predicts_each_splits_model(home, spec, tmp_path):
     meta = yaml.safe_load(result.meta_path.read_text())
     assert_meta_complete(meta)
     assert meta["system"]["complexity"]["total_model_size"] == 61_148 * 2  # float16 weights
-    assert "evaluation clips" in result.meta_path.read_text().splitlines()[1]
+    assert "evaluation clips of folder 'eval'" in result.meta_path.read_text().splitlines()[1]
+    for written in (result.meta_path, tmp_path / "pkg" / "README.md"):  # the local path stays on this machine
+        assert str(tmp_path) not in written.read_text(), written
 
 
 def test_a_system_that_learnt_from_audio_outside_its_split_is_flagged(spec, tmp_path):
@@ -266,7 +268,9 @@ def test_a_recorded_name_exports_with_its_systems_model_and_a_hint_that_reruns_i
     hint = "ascbench run --ablate fms --teacher-checkpoint /models/t.pt --models cp-mobile --fraction 5,10,50,100 --seeds 0"
     assert hint in " ".join(result.output.split())
     meta = next((tmp_path / "pkg").rglob("*.meta.yaml")).read_text()
-    assert "the teacher was loaded from /models/t.pt (--teacher-checkpoint): list the data it was pre-trained on" in meta
-    assert "its teacher was loaded from /models/t.pt (--teacher-checkpoint), not pre-trained by ascbench" in " ".join(meta.split())
+    assert "the teacher was loaded from t.pt (--teacher-checkpoint): list the data it was pre-trained on" in meta
+    assert "its teacher was loaded from t.pt (--teacher-checkpoint), not pre-trained by ascbench" in " ".join(meta.split())
+    for written in [*(tmp_path / "pkg").rglob("*.yaml"), *(tmp_path / "pkg").rglob("*.md")]:  # nothing local in what is uploaded
+        assert "/models/" not in written.read_text() and str(tmp_path) not in written.read_text(), written
     with pytest.raises(ExportError, match=r"no records of system 'cp-mobile~no-adir'.* a row with run options \(an ablation, a teacher\) is run with those options"):
         export_dcase("cp-mobile~no-adir", tmp_path / "none", info(), home=home, progress=False)

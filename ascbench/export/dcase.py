@@ -15,6 +15,7 @@ the meta file and in the README, because they are not a valid challenge output.
 
 from __future__ import annotations
 
+import re
 import shlex
 import zipfile
 from collections.abc import Callable
@@ -264,7 +265,8 @@ def _check_eval_names(files: list[Path]) -> list[str]:
 
 def _source_line(source: Source, records: dict[int, Record], eval_audio: Path | str | None, weights: str) -> str:
     if source == "evaluation":
-        return f"System outputs: the evaluation clips in {eval_audio}, predicted by ascbench with each split's trained model ({weights} weights)."
+        folder = Path(str(eval_audio)).name  # its name only: the package is uploaded, the local path is nobody's business
+        return f"System outputs: the evaluation clips of folder '{folder}', predicted by ascbench with each split's trained model ({weights} weights)."
     dataset = next(iter(records.values())).key.dataset
     return (
         f"System outputs: DEVELOPMENT-TEST predictions (test.csv of {dataset}) stored with each run, NOT the "
@@ -285,11 +287,20 @@ def _header(source: Source, records: dict[int, Record], eval_audio: Path | str |
     )
 
 
+_LOCAL_PATH = re.compile(r"(?<![\w.~:/])/(?:[^\s/'\"`]+/)+([^\s/'\"`]+)")
+
+
+def _without_local_paths(text: str) -> str:
+    """``/home/jane/models/t.pt`` → ``<local>/t.pt``: the package folder is shared with co-authors
+    and organizers; where its inputs sit on this machine is not theirs to see."""
+    return _LOCAL_PATH.sub(r"<local>/\1", text)
+
+
 def _readme(label: str, source: Source, records: dict[int, Record], eval_audio, weights: str, warnings: list[str]) -> str:
     rows = "\n".join(
         f"| split_{p} | {r.key.seed} | {r.metrics.accuracy * 100:.2f} | `{r.key.slug()}` |" for p, r in sorted(records.items())
     )
-    notes = "\n".join(f"- {w}" for w in warnings) or "- none"
+    notes = "\n".join(f"- {_without_local_paths(w)}" for w in warnings) or "- none"
     return (
         f"# DCASE 2024 Task 1 package `{label}`\n\n"
         f"{_source_line(source, records, eval_audio, weights)}\n\n"

@@ -184,7 +184,8 @@ def system_block(
     description = {name: info.description.get(name, known.get(name, "")) for name in DESCRIPTION_FIELDS}
     first = next(iter(records.values()))
     teachers = sorted({str(t) for r in records.values() if external_resources(r) and (t := run_options(r).get("teacher"))})
-    teachers = [t.split(":", 1)[1] + (" (--teacher-checkpoint)" if t.startswith("checkpoint:") else " (--teacher logits:)") for t in teachers]
+    # the file's name, not where it sits on this machine: the package is uploaded
+    teachers = [Path(t.split(":", 1)[1]).name + (" (--teacher-checkpoint)" if t.startswith("checkpoint:") else " (--teacher logits:)") for t in teachers]
     method = f"ascbench system: {first.system.get('description', '')}".strip()
     if teachers:  # the description names both kinds of teacher; say which this one was
         method += f"; its teacher was loaded from {', '.join(teachers)}, not pre-trained by ascbench"
