@@ -26,7 +26,7 @@ RESAMPLES = 200
 """Bootstrap resamples for the CI: enough for a stable interval, fast under test load."""
 
 CP_MOBILE = {"params": 61_148, "macs": 29_419_156}
-"""The DCASE 2024 baseline's official complexity (DESIGN §5)."""
+"""The DCASE 2024 baseline's official complexity (docs/metrics.md)."""
 
 
 @dataclass(frozen=True)

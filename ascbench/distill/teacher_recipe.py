@@ -6,14 +6,14 @@ configuration, teacher seed and (for the fine-tuned stage and the unlabeled pool
 on) training fraction. Pre-training plays the part of a published checkpoint: one per recipe
 (``TeacherConfig.seed``), reused by every run. Fine-tuning is drawn with the run's own seed
 (``finetune_seed``, set by the runner), as a paper's repeated runs each fine-tune the public
-model: a mean ± std over seeds then covers the teacher's draw as well as the student's (measured
-on synth-tau22 small: the fine-tuned teacher's draw alone moved H_M by up to 4 points at one
-student seed). Every system and ablation row of one seed shares that seed's teacher, so
-comparisons stay paired; ``ascbench run --teacher-seed N`` pins one teacher for every seed.
+model: a mean ± std over seeds then covers the teacher's draw as well as the student's, which
+alone can move a student by points (docs/experiments/split25.md). Every system and ablation row
+of one seed shares that seed's teacher, so comparisons stay paired; ``ascbench run
+--teacher-seed N`` pins one teacher for every seed.
 
-Pre-training audio: the training-pool clips that are *not* in the split (DESIGN §4). At fraction
-1.0 that pool is empty; the teacher then pre-trains on the split's own audio, without its labels
-(still self-supervised), and the stage's manifest says so.
+Pre-training audio: the training-pool clips that are *not* in the split (docs/distillation.md).
+At fraction 1.0 that pool is empty; the teacher then pre-trains on the split's own audio,
+without its labels (still self-supervised), and the stage's manifest says so.
 """
 
 from __future__ import annotations

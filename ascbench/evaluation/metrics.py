@@ -1,4 +1,4 @@
-"""Test-set metrics of one run (DESIGN §5) and their aggregation across seeds.
+"""Test-set metrics of one run and their aggregation across seeds (defined in docs/metrics.md).
 
 The ranking number is DCASE's macro class-wise accuracy: the mean over classes of per-class
 recall, so that a frequent class cannot dominate. Two edge cases are defined here once:
@@ -55,7 +55,7 @@ def compute_metrics(
     seed: int = DEFAULT_SEED,
     confidence: float = CONFIDENCE,
 ) -> Metrics:
-    """All §5 metrics from scores [N, 10], true class indices [N] and device names [N].
+    """Every metric of docs/metrics.md from scores [N, 10], true class indices [N] and device names [N].
 
     ``seed`` only drives the bootstrap interval: the same inputs and seed give the same record.
     """

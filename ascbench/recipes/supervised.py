@@ -1,4 +1,4 @@
-"""The default recipe (DESIGN §4): cross-entropy with AdamW, cosine schedule with warm-up,
+"""The default recipe (docs/systems.md): cross-entropy with AdamW, cosine schedule with warm-up,
 Freq-MixStyle, device impulse response augmentation, time roll and frequency masking — the
 DCASE 2024 baseline recipe at the ``dcase`` profile, a shorter one at ``quick``.
 """

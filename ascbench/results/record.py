@@ -44,7 +44,7 @@ class RunKey:
 
 @dataclass
 class Metrics:
-    """Test-set metrics of one run (DESIGN §5)."""
+    """Test-set metrics of one run (defined in docs/metrics.md)."""
 
     accuracy: float
     """Macro class-wise accuracy: the mean over classes of per-class recall (DCASE's ranking metric)."""
