@@ -45,6 +45,7 @@ def collect(config: object | None, command: list[str] | None = None) -> dict[str
         "packages": package_versions(),
         "device": device_info(),
         "torch_threads": _torch_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "hostname": socket.gethostname(),
         "config": config_dict,
         "config_hash": config_hash(config) if config is not None else None,
