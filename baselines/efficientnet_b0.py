@@ -4,13 +4,12 @@ A deliberately large reference point: it breaks the DCASE complexity limits, whi
 leaderboard's pass/fail columns are for. Built from scratch (no ImageNet weights: nothing may be
 downloaded, and the 1-channel stem would not match them anyway).
 
-Budget: at ``quick`` it trains 6 epochs instead of the profile's 20. It is 5.4x CP-Mobile's MACs
-and trains at ~39 clips/s on two CPU cores (channels-last, batch 64; 24 clips/s NCHW) against
-CP-Mobile's ~160, so 20 epochs took 8 min of an ``ascbench run --models all`` meant to fit in
-about 10 (measured 2026-12-01 on synth-tau22 small, 25 % split: 480 s of training, 25.4 % macro
-accuracy). Its step floor is cut in the same ratio (75 steps for the profile's 250), so it also
-trains longer only on splits smaller than 25 %. ``dcase`` keeps the full recipe. The record's
-``recipe_config`` states the epochs and the floor.
+Budget: at ``quick`` it trains 6 epochs instead of the profile's 20. With 5.4x CP-Mobile's MACs,
+20 epochs on a CPU would take most of the time of an ``ascbench run --models all`` meant to fit
+in about ten minutes (measured in docs/experiments/first-run.md). Its step floor is cut in the
+same ratio (75 steps for the profile's 250), so it also trains longer only on splits smaller
+than 25 %. ``dcase`` keeps the full recipe. The record's ``recipe_config`` states the epochs and
+the floor.
 """
 
 from __future__ import annotations

@@ -367,8 +367,8 @@ def with_unlabeled_pool(data: TrainingData, ctx: RecipeContext, ratio: float, di
     show, which a student meeting its outputs on those clips alone could never learn. The pool
     clips carry the teacher's targets (every KD and alignment term) and no cross-entropy. It is
     development audio outside the split, which the DCASE rules do not allow: opt-in only, and the
-    run is recorded under its own name. (On synth-tau22 it adds nothing over the same number of
-    steps on the split alone; see the README.)
+    run is recorded under its own name. (Measured against the same number of steps on the split
+    alone in docs/experiments/split5.md and docs/experiments/split25.md.)
     """
     if not distill.teacher_signal:  # the recipe's own choices count, not only --ablate
         raise ValueError("--pool-kd: every teacher term is switched off, so the unlabeled pool clips would teach nothing")

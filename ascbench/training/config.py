@@ -45,9 +45,8 @@ class TrainConfig:
     fewer, the epochs grow until they do (:meth:`sized_for`); None: ``epochs`` as given.
 
     Why: a profile fixes epochs, so its steps shrink with the split. ``quick``'s 20 epochs are
-    260 steps at the 25 % split of synth-tau22 small but 60 at the 5 % split, where MobileNetV2
-    measured 26.2 % after 60 steps and 33.2 % after 300 (seeds 0-2, README). ``max_steps`` still
-    caps the total."""
+    260 steps at the 25 % split of synth-tau22 small but 60 at the 5 % split, which under-trained
+    every student there (docs/experiments/split5.md). ``max_steps`` still caps the total."""
 
     # augmentation (see ascbench.training.augment / device_response)
     fms_p: float = 0.4
@@ -72,39 +71,36 @@ class TrainConfig:
     """torch CPU threads; None: the process's torch thread count (one per core unless the caller,
     e.g. a Ray task with its CPU reservation, set fewer), capped at the cores it may use.
 
-    On a machine whose cores other processes also want, fewer threads can be faster: on the
-    project's shared two-core machine one thread trained CP-Mobile at ~127 clips/s and two at
-    ~67, because libgomp's idle thread spins for the core the working one needs
-    (``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch loads: ~119 with two)."""
+    On a machine whose cores other processes also want, fewer threads can be faster, because
+    libgomp's idle threads spin for the cores the working ones need; ``OMP_WAIT_POLICY=PASSIVE``
+    in the environment before torch loads recovers most of it (docs/experiments/training-speed.md)."""
     amp: AmpMode = "auto"
     """Mixed precision: "auto" is bf16 (or fp16 + GradScaler) on CUDA and fp32 on CPU.
 
-    fp32 on CPU even where it has native bf16: bf16 autocast made the students' training steps
-    slower there (MobileNetV2 0.28 s against 0.32 s a step with AMX, and no faster with
-    AVX512-BF16; :mod:`ascbench.training.precision`)."""
+    fp32 on CPU even where it has native bf16: bf16 autocast did not make the students' training
+    steps faster there (:mod:`ascbench.training.precision`, docs/experiments/precision.md)."""
     channels_last: bool | None = None
     """Channels-last memory format for 4-D inputs; None: on (CUDA and CPU).
 
     oneDNN's convolutions on x86 run natively in channels-last (NHWC) and reorder NCHW tensors
-    on every call: CP-Mobile at batch 256 trains 1.2-1.8x faster in channels-last on the
-    project's two-core machine (``benchmarks/bench_training.py``), and it is deterministic."""
+    on every call, so channels-last trains faster on the CPU (docs/experiments/training-speed.md),
+    and it is deterministic."""
     compile: bool = False
     """torch.compile the model (inductor); pays a compile time up front on every run.
 
     Off by default: on CPU, inductor's fused batch-norm/ReLU kernels for CP-Mobile were no faster
-    than eager ATen in channels-last (0.5-1.0x, also with ``max-autotune-no-cudagraphs``;
-    ``benchmarks/bench_training.py``), and the first compile took 1.5-2 minutes on two cores."""
+    than eager ATen in channels-last, and the first compile takes minutes
+    (docs/experiments/training-speed.md)."""
     reuse_freed_memory: bool = True
     """CPU, Linux (glibc): keep the memory of freed tensors in the process while training.
 
     glibc serves every large allocation with a fresh ``mmap`` and unmaps it on free, so each
     step's activations (tens of MB each at batch 256) are faulted in and zero-filled by the
-    kernel page by page, again and again: about half of a CP-Mobile step on two cores went to
-    those page faults. With this on, :func:`ascbench.training.engine.train` sets ``mallopt``
-    (no mmap, no trimming) for its duration and restores glibc's defaults after: 1.7-2.6x
-    the clips/s. It changes where memory comes from, never a result, so it is not part of the
-    checkpoint fingerprint. The peak resident memory grows (CP-Mobile, batch 256: 4.1-4.7 GB
-    instead of 2.9-3.2 GB: freed blocks of other sizes stay in the heap). No effect on CUDA."""
+    kernel page by page, again and again. With this on, :func:`ascbench.training.engine.train`
+    sets ``mallopt`` (no mmap, no trimming) for its duration and restores glibc's defaults after
+    (the gain: docs/experiments/training-speed.md). It changes where memory comes from, never a
+    result, so it is not part of the checkpoint fingerprint. The peak resident memory grows:
+    freed blocks of other sizes stay in the heap. No effect on CUDA."""
     cudnn_benchmark: bool = True
     checkpoint_every: int = 1
     """Save a resumable checkpoint every this many epochs (and always after the last)."""

@@ -14,12 +14,10 @@ and pre-training run too); :func:`predict` returns logits. What a training call 
 - **Loud on divergence.** A NaN or infinite loss raises
   :class:`~ascbench.training.loop.TrainingDiverged` naming the epoch and step.
 
-Speed on CPU (CP-Mobile, batch 256, the project's shared two-core machine;
-``benchmarks/bench_training.py``): channels-last and memory reuse (both on by default, see
-their ``TrainConfig`` fields) take the step from ~23 to ~67 clips/s with two threads and from
-~30 to ~127 with one. torch.compile stays off (it did not pay there), and so does bf16 on the
-CPU: on a two-core Xeon with AMX it was no faster for CP-Mobile (267-268 clips/s against
-267-275) and slower for the MobileNetV2 student (:mod:`ascbench.training.precision`).
+Speed on the CPU comes from channels-last inputs and keeping freed memory in the process, both
+on by default (their ``TrainConfig`` fields say why); torch.compile and bf16 autocast stay off
+for the students, since neither made their steps faster. The measurements behind these choices:
+docs/experiments/training-speed.md and docs/experiments/precision.md.
 """
 
 from __future__ import annotations
@@ -334,8 +332,9 @@ def training_threads(n: int | None) -> int:
     (``torch.set_num_threads``; torch starts with one per core) capped at the cores it may run on.
 
     Honouring a lower count the caller set is what keeps a budget: a Ray task that reserved one
-    CPU sets one thread, and training with every core instead put two spinning OpenMP threads per
-    run on a two-core machine, 3-5x slower per run with two runs side by side.
+    CPU sets one thread. Training with every core instead puts more spinning OpenMP threads on the
+    machine than it has cores, and each run slows down far more than in proportion
+    (docs/experiments/training-speed.md).
     """
     return n or max(1, min(available_cores(), torch.get_num_threads()))
 

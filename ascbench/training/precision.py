@@ -3,26 +3,20 @@
 The students and the teachers resolve ``"auto"`` differently, because what pays differs:
 
 - On CUDA both use bf16 autocast (fp16 with a gradient scaler where the GPU lacks bf16).
-- On the CPU the students stay in fp32: their depthwise convolutions are memory-bound, and on a
-  CPU with AMX bf16 autocast made a training step *slower* (MobileNetV2 student at batch 64:
-  0.28 s fp32, 0.32 s bf16; EfficientNet-B0 1.40-1.48 s against 1.61 s; CP-Mobile at batch
-  256: 268-275 clips/s either way; two-core Xeon with AMX, torch 2.9.1;
-  ``python benchmarks/precision_steps.py`` and ``benchmarks/bench_training.py``).
-- The transformer teachers are matmul-bound: on the same CPU a HuBERT-small fine-tuning step
-  took 0.15 s in bf16 against 0.36-0.38 s in fp32, and the fine-tuned teacher scored the same
-  (23.5 % on test.csv in bf16, 23.8 % in fp32; synth-tau22 small, 25 % split). A two-core AMD
-  EPYC of the Zen 5 family, with AVX512-BF16 but no AMX, gains almost as much: 0.16-0.18 s against
-  0.31-0.33 s, and 23.6 % against 23.7 %. So a teacher's ``"auto"`` is bf16 on a CPU with native
-  bf16 dot products (AMX tiles or AVX512-BF16), and fp32 on every other CPU, where autocast only
-  adds casts (on an AVX2-only EPYC bf16 was slower). BEATs-small opts out of bf16 on the CPU
-  (``TeacherConfig.bf16_on_cpu=False`` in ``baselines/beats_mobilenetv2.py``): its step is no
-  faster with AMX and 10-15 % faster on the Zen 5, about 5 s of a 50-s fine-tuning, against one
-  more precision to keep apart. It keeps bf16 on a GPU.
+- On the CPU the students stay in fp32: their depthwise convolutions are memory-bound, and bf16
+  autocast made their training steps no faster, or slower, even with AMX.
+- The transformer teachers are matmul-bound: on a CPU with native bf16 dot products (AMX tiles
+  or AVX512-BF16) a HuBERT-small step takes about half its fp32 time or less, and the fine-tuned
+  teacher scores the same. So a teacher's ``"auto"`` is bf16 on such a CPU, and fp32 on every
+  other CPU, where autocast only adds casts. BEATs-small opts out of bf16 on the CPU
+  (``TeacherConfig.bf16_on_cpu=False`` in ``baselines/beats_mobilenetv2.py``): its step gains
+  little, against one more precision to keep apart. It keeps bf16 on a GPU.
 
-A bf16 pitfall found on the way: torch 2.9.1's bf16 CPU convolution returned wrong outputs for
-BEATs-small's positional conv (96 channels in 16 groups, kernel 128), and a teacher fine-tuned
-through it scored 19.5 % instead of 34 %. That conv runs in fp32 inside autocast
-(``ascbench.distill.teachers.beats.WeightNormConv1d``), after which bf16 fine-tuning scored 34.5 %.
+A bf16 pitfall: torch 2.9.1's bf16 CPU convolution returned wrong outputs for BEATs-small's
+positional conv (96 channels in 16 groups, kernel 128), so that conv runs in fp32 inside autocast
+(``ascbench.distill.teachers.beats.WeightNormConv1d``).
+
+The measurements behind each choice, with their commands: docs/experiments/precision.md.
 
 Precision changes the rounding, so a teacher trained in bf16 is a different teacher from the
 fp32 one: the teacher-stage cache keys include the resolved precision (:func:`precision_tag`).
