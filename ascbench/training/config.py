@@ -73,7 +73,8 @@ class TrainConfig:
 
     On a machine whose cores other processes also want, fewer threads can be faster, because
     libgomp's idle threads spin for the cores the working ones need; ``OMP_WAIT_POLICY=PASSIVE``
-    in the environment before torch loads recovers most of it (docs/experiments/training-speed.md)."""
+    in the environment before torch loads recovers most of it, and the ``ascbench`` command line
+    sets it unless the user chose a policy (docs/experiments/training-speed.md)."""
     amp: AmpMode = "auto"
     """Mixed precision: "auto" is bf16 (or fp16 + GradScaler) on CUDA and fp32 on CPU.
 
