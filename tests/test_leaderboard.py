@@ -307,7 +307,7 @@ def test_html_is_self_contained_with_three_plots(home: Path, runs) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
     assert "<link" not in page and "<script" not in page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 3  # accuracy vs MACs, per-device bars, confusion matrices
+    assert len(images) == 3  # accuracy vs MACs, per-device heatmap, confusion matrices
     for image in images:
         assert base64.b64decode(image).startswith(b"\x89PNG\r\n\x1a\n")
     assert f"{DATASET} [{FINGERPRINT}]" in page and "not TAU22 results" in page

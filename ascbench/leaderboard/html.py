@@ -10,7 +10,7 @@ import pandas as pd
 
 from ascbench.leaderboard.build import Leaderboard, RankGroupKey
 from ascbench.leaderboard.export import provenance_summary
-from ascbench.leaderboard.plots import accuracy_vs_macs, confusion_grid, per_device_bars, png_base64
+from ascbench.leaderboard.plots import accuracy_vs_macs, confusion_grid, per_device_heatmap, png_base64
 from ascbench.leaderboard.render import board_note, display_frame, rank_display
 
 STYLE = """
@@ -75,7 +75,7 @@ def board_section(board: Leaderboard) -> str:
     parts += [f'<p class="note">{escape(note)}</p>' for note in board.notes]
     parts.append(f'<p class="note">{escape(board_note(board))}</p>')
     parts.append(_figure(accuracy_vs_macs(board), f"Accuracy vs MACs, {board.title}"))
-    parts.append(_figure(per_device_bars(board), f"Accuracy per device, {board.title}"))
+    parts.append(_figure(per_device_heatmap(board), f"Accuracy per device, {board.title}"))
     parts.append(_figure(confusion_grid(board), f"Confusion matrices, {board.title}"))
     parts.append(_provenance_html(board))
     return "\n".join(parts)
