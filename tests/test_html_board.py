@@ -1,14 +1,16 @@
-"""The HTML board's figures at 17 rows and more: placed labels in accuracy vs MACs, its legend and
-axes, and the per-device heatmap.
+"""The HTML board at 17 rows and more: placed labels in accuracy vs MACs, the per-device heatmap,
+the legend, table sections and the whole DCASE verdict.
 
 Label geometry is measured on the drawn figure (pixel extents from matplotlib's renderer), on
 the committed 17-row split board, on a 3-row board and on random boards."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +20,12 @@ from matplotlib.collections import PathCollection
 from matplotlib.text import Text
 
 from ascbench.data.layout import DEVICES
-from ascbench.leaderboard.build import DCASE_MAX_MACS, Leaderboard
+from ascbench.leaderboard.build import DCASE_MAX_MACS, Leaderboard, build_leaderboards
 from ascbench.leaderboard.export import group_of
+from ascbench.leaderboard.html import html_page
 from ascbench.leaderboard.plots import accuracy_vs_macs, per_device_heatmap, row_kind, section_order, spread
+from ascbench.leaderboard.render import dcase_verdict
+from records_factory import make_record
 
 SPLIT_BOARD = Path(__file__).resolve().parents[1] / "leaderboards" / "synth-tau22-small-split25-quick.json"
 
@@ -235,3 +240,96 @@ def test_heatmap_shows_a_device_without_clips_as_missing() -> None:
     row = list(board.table.index).index("cp-mobile")
     assert np.ma.is_masked(ax.images[0].get_array()[row, DEVICES.index("s5")])
     assert [t for t in ax.texts if t.get_text() == "n/a"][0].get_position() == (DEVICES.index("s5"), row)
+
+
+SPLIT_ROWS = {  # name: (skill, MACs, trained on audio outside the split)
+    "beats-mobilenetv2@epochs40": (0.45, 26_899_000, True), "mobilenetv2@epochs40": (0.45, 26_899_000, False),
+    "beats-mobilenetv2@pool-kd1": (0.44, 26_899_000, True), "hubert-mobilenetv2~no-front+hier+kd": (0.44, 26_899_000, False),
+    "hubert-mobilenetv2~no-kd": (0.43, 26_899_000, True), "cp-mobile": (0.43, 29_419_156, False),
+    "mobilenetv2": (0.43, 26_899_000, False), "hubert-mobilenetv2@pool-kd1": (0.42, 26_899_000, True),
+    "hubert-mobilenetv2": (0.42, 26_899_000, True), "hubert-mobilenetv2~no-front": (0.42, 26_899_000, True),
+    "hubert-mobilenetv2~no-qat": (0.42, 26_899_000, True), "beats-mobilenetv2": (0.42, 26_899_000, True),
+    "hubert-mobilenetv2~no-fms": (0.41, 26_899_000, True), "hubert-mobilenetv2~no-hier": (0.41, 26_899_000, True),
+    "hubert-mobilenetv2~no-adir+fms+front+hier+qat": (0.41, 26_899_000, True), "hubert-mobilenetv2~no-adir": (0.40, 26_899_000, True),
+    "efficientnet-b0": (0.26, 158_100_000, False),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def split_page_board() -> Leaderboard:
+    """The split board rebuilt from records (one seed each): its names, sizes and verdicts."""
+    records = []
+    for name, (skill, macs, outside) in SPLIT_ROWS.items():
+        record, _ = make_record(name, skill=skill, macs=macs, params=4_019_782 if macs > 1e8 else 120_218,
+                                dataset="synth-tau22-small", profile="quick")  # fmt: skip
+        records.append(dataclasses.replace(record, notes={"teacher_pretraining_audio": "pool"}) if outside else record)
+    (board,) = build_leaderboards(records)
+    return board
+
+
+class Cells(HTMLParser):
+    """Table cells by class, and the tbody sections with the System cell of each of their rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[tuple[str, str]] = []
+        self.sections: list[tuple[str, list[str]]] = []
+        self._cell: list[str] | None = None
+        self._classes = ""
+        self._column = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = dict(attrs).get("class") or ""
+        if tag == "tbody":
+            self.sections.append((classes, []))
+        elif tag == "tr":
+            self._column = 0
+        elif tag == "td":
+            self._cell, self._classes = [], classes
+            self._column += 1
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            text = "".join(self._cell)
+            self.cells.append((self._classes, text))
+            if self._column == 2 and self.sections:
+                self.sections[-1][1].append(text)
+            self._cell = None
+
+
+def test_page_shows_every_verdict_whole_and_sections_apart(split_page_board: Leaderboard) -> None:
+    page = html_page([split_page_board], "ascbench leaderboard --format html")
+    parser = Cells()
+    parser.feed(page)
+    verdicts = [text for classes, text in parser.cells if "verdict" in classes.split()]
+    expected = [dcase_verdict(row) for _, row in split_page_board.table.iterrows()]
+    assert sorted(verdicts) == sorted(expected)
+    assert "FAIL: audio outside the split (teacher pre-training)" in verdicts
+    # the verdict cell wraps: no rule in the page keeps it on one line or clips it
+    rule = re.search(r"td\.verdict\s*\{([^}]*)\}", page).group(1)
+    assert "white-space: normal" in rule
+    assert "text-overflow" not in page and "nowrap" not in rule
+    # systems, ablations and variants in their own sections, each best first
+    sections = {classes: rows for classes, rows in parser.sections}
+    assert list(sections) == ["system", "ablation", "variant"]
+    board_order = list(split_page_board.table.index)
+    for kind, rows in sections.items():
+        assert rows == [s for s in board_order if row_kind(s) == kind]
+    assert "# and Δ vs best rank every row of the board together" in page
+    # 17 systems: the confusion matrices start folded, the other figures are shown
+    assert re.search(r"<details><summary>Confusion matrices", page)
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 3
+
+
+def test_page_of_one_kind_has_no_sections() -> None:
+    records = [make_record(name, skill=skill)[0] for name, skill in (("a", 0.7), ("b", 0.6), ("c", 0.5))]
+    page = html_page(build_leaderboards(records), "ascbench leaderboard --format html")
+    assert 'class="section"' not in page and "sections only group" not in page
+    assert re.search(r"<details open><summary>Confusion matrices", page)
+    parser = Cells()
+    parser.feed(page)
+    assert [rows for _, rows in parser.sections] == [["a", "b", "c"]]
