@@ -107,3 +107,20 @@ def test_bf16_finetuning_learns_and_its_outputs_match_fp32_inference(tmp_path) -
     assert np.corrcoef(in_bf16["logits"].ravel(), in_fp32["logits"].ravel())[0, 1] > 0.95
     assert (in_bf16["logits"].argmax(1) == in_fp32["logits"].argmax(1)).mean() >= 0.9
     np.testing.assert_allclose(in_bf16["cnn_features"], in_fp32["cnn_features"], atol=0.05)
+
+
+def test_the_dcase_profile_trains_in_fp32_on_a_gpu_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official baseline trains in fp32; `auto` would pick bf16/fp16 autocast on CUDA."""
+    from ascbench.recipes.device_finetune import fine_tune_config
+    from ascbench.systems import discover
+    from ascbench.runner.execute import system_recipe
+    from ascbench.training.config import get_profile
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what `auto` would find on a GPU
+    cuda = torch.device("cuda")
+    assert autocast_dtype(get_profile("quick"), cuda) == torch.bfloat16  # the probe sees a GPU
+    assert autocast_dtype(get_profile("dcase"), cuda) is None and autocast_dtype(fine_tune_config("dcase"), cuda) is None
+    for spec in discover().systems.values():
+        config = system_recipe(spec).config("dcase")
+        train = getattr(config, "train", config)
+        assert autocast_dtype(train, cuda) is None, spec.name
