@@ -24,6 +24,7 @@ from ascbench.evaluation.bootstrap import DEFAULT_RESAMPLES, PairedComparison
 from ascbench.evaluation.metrics import aggregate
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.leaderboard.compare import paired_over_seeds
+from ascbench.leaderboard.statistics import ALPHA, holm, minimum_detectable_difference, rank_intervals
 from ascbench.results.record import Record, audio_outside_split, external_resources
 from ascbench.results.store import CorruptRecordError, ResultsStore
 from ascbench.results.identity import GROUPED, identity_label
@@ -53,10 +54,14 @@ COLUMNS: tuple[str, ...] = (
     "attenuation_pct", "attenuation_pct_std", "attenuation_points", "attenuation_points_std",
     "log_loss", "log_loss_std", "param_memory_kb_int8", "int8_artifact_kb",
     "memory_ok", "macs_ok", "split_audio_only", "audio_outside_split", "external_resources", "dcase_pass",
-    "delta_vs_best", "delta_ci95_low", "delta_ci95_high", "delta_p_value", "delta_significant", "delta_seeds",
+    "delta_vs_best", "delta_ci95_low", "delta_ci95_high", "delta_p_value", "delta_p_holm", "delta_significant", "delta_seeds",
+    "tied_with_best", "rank_ci_low", "rank_ci_high",
 )  # fmt: skip
 """Columns of a leaderboard frame, in order. Accuracies are fractions; ``delta_*`` is the paired
-bootstrap of (this system - the top system), over the seeds both ran."""
+bootstrap of (this system - the top system), over the seeds both ran; ``delta_significant`` is
+Holm-corrected over the board's comparisons (``delta_p_holm`` < 0.05), ``tied_with_best`` the rows
+it does not separate from the best, ``rank_ci_*`` the 95 % rank interval over resampled clips and
+seeds (:mod:`ascbench.leaderboard.statistics`)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -113,6 +118,9 @@ class Leaderboard:
     """System name -> its records, by seed."""
     notes: list[str] = field(default_factory=list)
     """Why a comparison could not be made (missing predictions, different test clips)."""
+    minimum_detectable_difference: float | None = None
+    """The smallest accuracy gap (fraction) this board's clips and seeds detect at 80 % power
+    (:mod:`ascbench.leaderboard.statistics`); None without paired comparisons."""
 
     @property
     def title(self) -> str:
@@ -252,6 +260,9 @@ def _compare_with_best(board: Leaderboard, store: ResultsStore, n_resamples: int
         return
     columns: dict[str, dict[str, object]] = defaultdict(dict)
     columns["delta_vs_best"][best] = 0.0
+    columns["tied_with_best"][best] = True
+    everyone = {best: best_predictions}
+    intervals = []
     for system in map(str, table.index[1:]):
         predictions = _predictions(board, system, store)
         if predictions is None:
@@ -261,13 +272,27 @@ def _compare_with_best(board: Leaderboard, store: ResultsStore, n_resamples: int
         except ValueError as error:
             board.notes.append(f"{system} vs {best}: not compared ({error})")
             continue
+        everyone[system] = predictions
+        intervals.append(gap.ci95)
         columns["delta_vs_best"][system] = gap.difference
         columns["delta_ci95_low"][system], columns["delta_ci95_high"][system] = gap.ci95
         columns["delta_p_value"][system] = gap.p_value
-        columns["delta_significant"][system] = bool(gap.ci95[1] < 0 or gap.ci95[0] > 0)
         columns["delta_seeds"][system] = ",".join(map(str, sorted(set(predictions) & set(best_predictions))))
+    adjusted = holm({s: float(p) for s, p in columns["delta_p_value"].items()})  # type: ignore[arg-type]
+    for system, p in adjusted.items():
+        columns["delta_p_holm"][system] = p
+        columns["delta_significant"][system] = p < ALPHA
+        columns["tied_with_best"][system] = p >= ALPHA
+    if len(everyone) == len(table):  # ranks need every row's predictions on the same clips
+        try:
+            for system, (low, high) in rank_intervals(everyone, n_resamples=n_resamples).items():
+                columns["rank_ci_low"][system], columns["rank_ci_high"][system] = low, high
+        except ValueError as error:
+            board.notes.append(f"no rank intervals ({error})")
+    seeds = int(table["seeds"].min())
+    board.minimum_detectable_difference = minimum_detectable_difference(intervals, list(table["accuracy_std"]), seeds)
     for name, values in columns.items():
-        dtype = object if name in ("delta_significant", "delta_seeds") else float
+        dtype = object if name in ("delta_significant", "delta_seeds", "tied_with_best") else float
         table[name] = pd.Series([values.get(s) for s in table.index], index=table.index, dtype=dtype)
 
 
