@@ -59,6 +59,22 @@ def _rewrite(store: ResultsStore, runs, system: str, change) -> None:
         store.write(*change(record, predictions))
 
 
+def _unlink(store: ResultsStore, runs, system: str, seeds: tuple[int, ...] = (0, 1)) -> None:
+    """Remove the records of ``system``'s ``seeds``: runs that never happened here."""
+    for record, _ in runs[system]:
+        if record.key.seed in seeds:
+            store.record_path(record.key).unlink()
+
+
+def _worse(record, predictions):  # a retrained model that lost accuracy
+    degraded = make_wrong(predictions, 40)
+    return with_predictions(record, degraded), degraded
+
+
+def _flat(output: str) -> str:
+    return " ".join(output.split())
+
+
 def test_exported_reference_of_unchanged_records_passes(store: ResultsStore, tmp_path: Path) -> None:
     out = tmp_path / "leaderboards"
     assert CliRunner().invoke(app, ["leaderboard", "--export", "--out", str(out), "--resamples", "100"]).exit_code == 0
@@ -68,15 +84,11 @@ def test_exported_reference_of_unchanged_records_passes(store: ResultsStore, tmp
 
 
 def test_accuracy_drop_and_mac_growth_fail(store: ResultsStore, runs, reference: Path) -> None:
-    def worse(record, predictions):  # a retrained model that lost accuracy
-        degraded = make_wrong(predictions, 40)
-        return with_predictions(record, degraded), degraded
-
     def heavier(record, predictions):  # a widened model: more MACs, now over the DCASE limit
         grown = dataclasses.replace(record.complexity, macs=31_000_000, params=70_000, param_memory_kb_int8=70.0)
         return dataclasses.replace(record, complexity=grown), predictions
 
-    _rewrite(store, runs, "tiny-cnn", worse)
+    _rewrite(store, runs, "tiny-cnn", _worse)
     _rewrite(store, runs, "cp-mobile", heavier)
     result = _check(reference)
 
@@ -118,9 +130,40 @@ def test_drop_within_tolerance_passes_unless_tolerance_is_zero(store: ResultsSto
     assert strict.exit_code == 1 and "accuracy dropped" in strict.output and "cp-mobile" in strict.output
 
 
-def test_missing_system_fails(store: ResultsStore, runs, reference: Path) -> None:
-    for record, _ in runs["tiny-cnn"]:
-        store.record_path(record.key).unlink()
+def test_check_compares_what_ran(store: ResultsStore, runs, reference: Path) -> None:
+    """After a Quickstart (one seed of some of the reference's systems) check compares those, over
+    the seed they have, and notes the rest; it failed on every row that had not run, so the
+    README's check line never passed on a fresh clone."""
+    _unlink(store, runs, "tiny-cnn")
+    _unlink(store, runs, "cp-mobile", seeds=(0,))  # seed 1 alone is within the tolerance of the mean (seed 0 is not, on 360 clips)
+    result = _check(reference)
+    assert result.exit_code == 0, result.output
+    out = _flat(result.output)
+    assert "no regressions" in out and "1 systems compared" in out
+    assert "not compared, no current records: tiny-cnn" in out
+    assert "compared over fewer seeds than the reference: cp-mobile (1 of 2)" in out
+    store.write(*_worse(*runs["cp-mobile"][1]))  # what ran is still held to the reference
+    result = _check(reference)
+    assert result.exit_code == 1 and "accuracy dropped" in result.output, result.output
+    assert "missing" not in result.output
+
+
+def test_named_systems_must_be_there_with_every_seed(store: ResultsStore, runs, reference: Path) -> None:
+    _unlink(store, runs, "tiny-cnn")
+    _unlink(store, runs, "cp-mobile", seeds=(1,))
+    named = _check(reference, "--systems", "cp-*")
+    assert named.exit_code == 1 and "fewer seeds than the reference" in named.output, named.output
+    assert "tiny-cnn" not in named.output  # not named: neither compared nor noted
+    whole = _check(reference, "--systems", "*")
+    assert whole.exit_code == 1 and "missing: no current record" in whole.output and "tiny-cnn" in whole.output
+    assert _check(reference, "--systems", "tiny-cnn,cp-mobile").exit_code == 1
+    typo = _check(reference, "--systems", "cp-mobil")
+    assert typo.exit_code == 1 and "matches no system of the reference" in _flat(typo.output), typo.output
+
+
+def test_a_check_with_nothing_to_compare_fails(store: ResultsStore, runs, reference: Path) -> None:
+    for system in runs:
+        _unlink(store, runs, system)
     result = _check(reference)
     assert result.exit_code == 1 and "missing: no current record" in result.output and "tiny-cnn" in result.output
 
@@ -149,10 +192,14 @@ def test_check_entry_compares_with_every_rule(runs) -> None:
     assert check_entry(entry, records).ok
     cp = [r for r in records if r.key.system == "cp-mobile"]
     lower = [dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, accuracy=r.metrics.accuracy - 0.03)) for r in cp]
-    report = check_entry(entry, lower)
+    report = check_entry(entry, lower)  # what ran: tiny-cnn did not
+    assert [(f.system, f.what) for f in report.regressions] == [("cp-mobile", "accuracy dropped by 3.00 pts (tolerance 2)")]
+    assert report.notes == ["not compared, no current records: tiny-cnn (name them with --systems to require them)"]
+    report = check_entry(entry, lower, systems=["*"])
     assert [(f.system, f.what) for f in report.regressions] == [
         ("cp-mobile", "accuracy dropped by 3.00 pts (tolerance 2)"), ("tiny-cnn", "missing: no current record")]  # fmt: skip
-    assert check_entry(entry, lower, tolerance_acc=0.05).regressions[0].system == "tiny-cnn"
+    assert check_entry(entry, lower, tolerance_acc=0.05, systems=["*"]).regressions[0].system == "tiny-cnn"
+    assert check_entry(entry, lower, tolerance_acc=0.05).ok
     with pytest.raises(ValueError, match="tolerance_acc"):
         check_entry(entry, records, tolerance_acc=-0.01)
 

@@ -14,6 +14,7 @@ from ascbench.cli.common import HomeOption, console, err_console, fail
 from ascbench.tasks import DEFAULT_TASK, get_task
 
 EXPORT_DIR = Path("leaderboards")
+SYSTEMS_PATTERN_HELP = "comma-separated names or shell patterns ('hubert-mobilenetv2*': the system and its ablation rows)"
 
 
 class Format(str, enum.Enum):
@@ -39,11 +40,15 @@ def _records(home: Path | None, data: str | None, fraction: str | None, profile:
     except ValueError as error:
         fail(str(error))
     if systems:
-        patterns = [p.strip() for p in systems.split(",") if p.strip()]
-        records = [r for r in records if any(fnmatchcase(r.key.system, p) for p in patterns)]
+        records = [r for r in records if any(fnmatchcase(r.key.system, p) for p in patterns(systems))]
     if seeds:
         records = [r for r in records if r.key.seed in seeds]
     return store, records
+
+
+def patterns(systems: str) -> list[str]:
+    """``--systems a,b*``: the names and shell patterns, blanks dropped."""
+    return [p.strip() for p in systems.split(",") if p.strip()]
 
 
 def leaderboard(
@@ -157,12 +162,15 @@ def _rank_rich(title: str, frame) -> Table:
 
 def check(
     reference: Annotated[Path, typer.Option("--reference", help="A leaderboard JSON written by `ascbench leaderboard --export` (leaderboards/<file>.json).")],
+    systems: Annotated[Optional[str], typer.Option("--systems", help=f"Compare these reference systems, {SYSTEMS_PATTERN_HELP}; each must have current records of every seed the reference has. Default: the reference's systems that have current records, over the seeds they have; the others are listed in a note.")] = None,
     tolerance_acc: Annotated[float, typer.Option("--tolerance-acc", min=0.0, help="Allowed drop of mean accuracy, as a fraction (0.02 = 2 points).")] = 0.02,
     home: HomeOption = None,
 ) -> None:
     """CI regression check: compare current records with a committed leaderboard JSON.
 
-    Only records of the reference's data set fingerprint, fraction and profile are used. A system regresses if its mean accuracy drops by more than the tolerance, its parameters or MACs grow, it newly breaks a DCASE limit, it has no records or fewer seeds than the reference, or a record of it cannot be used (damaged or edited).
+    Only records of the reference's data set fingerprint, fraction and profile are used. By default it compares what ran: the reference's systems that have current records, over the seeds they have (after the Quickstart, its five systems at one seed); the other rows are listed in a note. With --systems, the systems named must be there with every seed of the reference ('*': the whole board).
+
+    A compared system regresses if its mean accuracy drops by more than the tolerance, its parameters or MACs grow, or it newly breaks a DCASE limit; a record of it that cannot be used (damaged or edited: a lost seed) fails too, as does a check with nothing to compare.
 
     Exit status: 0 no regressions, 1 regressions (listed in a table), 2 unreadable reference.
     """
@@ -177,7 +185,7 @@ def check(
     invalid = [(str(i.path.relative_to(store.root).with_suffix("")), str(i.path), i.reason) for i in store.invalid_records()]
     failed = False
     for entry in entries:
-        report = check_entry(entry, records, tolerance_acc, invalid)
+        report = check_entry(entry, records, tolerance_acc, invalid, patterns(systems) if systems is not None else None)
         for note in report.notes:
             console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
         if report.new_systems:
