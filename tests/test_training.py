@@ -301,3 +301,20 @@ def test_training_keeps_the_thread_budget_its_caller_set(tmp_path: Path, monkeyp
             assert torch.get_num_threads() == caller  # restored after training
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("warmup", "expected"), [(1, None), (6, "is 75% of this run's 8 steps"), (20, "covers all 8 steps")])
+def test_a_warmup_too_long_for_the_split_is_said_and_recorded(tmp_path: Path, warmup: int, expected: str | None) -> None:
+    from ascbench.recipes.supervised import training_notes
+
+    lines: list[str] = []
+    config = FAST.replace(epochs=2, warmup_steps=warmup, adir_p=0.0, fms_p=0.0)
+    result = train(tiny_model(), learnable_data(tmp_path), config, tmp_path / "run", seed=0, device="cpu", progress=False, log=lines.append)
+    assert result.steps == 8
+    warned = [line for line in lines if line.startswith("WARNING: warm-up")]
+    notes = training_notes(result)
+    if expected is None:  # 1 of 8 steps: about the official recipe's share, nothing to say
+        assert not warned and "warmup_warning" not in notes
+        return
+    assert len(warned) == 1 and expected in warned[0]
+    assert notes["warmup_warning"] == warned[0]

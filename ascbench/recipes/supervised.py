@@ -13,6 +13,7 @@ from ascbench.features.frontends import RawWaveform
 from ascbench.recipes.base import RecipeContext, RecipeResult, with_epochs
 from ascbench.recipes.options import RunOptions
 from ascbench.training import TrainConfig, TrainingData, TrainResult, get_profile, train
+from ascbench.training.loop import WARMUP_SHARE_LIMIT, warmup_share, warmup_warning
 
 ADIR_WAVEFORM_RATE = 32_000
 """ADIR convolves cached 32 kHz waveforms: the rate the baseline mel resamples to anyway."""
@@ -52,6 +53,8 @@ def training_notes(result: TrainResult) -> dict[str, object]:
         "clips_per_second": None if last is None else round(last.clips_per_second, 1),
         "precision": result.precision,
         "device": result.device,
+        **({"warmup_warning": warmup_warning(result.warmup_steps, result.steps)}
+           if result.steps and warmup_share(result.warmup_steps, result.steps) > WARMUP_SHARE_LIMIT else {}),  # fmt: skip
     }
 
 

@@ -155,6 +155,8 @@ class TrainResult:
     """"fp32", "bf16" or "fp16": the autocast dtype of the forward pass."""
     workdir: Path
     notes: dict[str, object] = field(default_factory=dict)
+    warmup_steps: int = 0
+    """The warm-up the schedule used (its share of ``steps`` decides the warning a record keeps)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -274,6 +276,7 @@ def train(
         device=str(device),
         precision=precision_tag(precision),
         workdir=workdir,
+        warmup_steps=config.warmup_steps,
     )
 
 
