@@ -8,10 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems, resolve_data_root
+from ascbench.cli.common import (
+    DATA_PANEL, EXECUTION_PANEL, OUTPUT_PANEL, SUBMISSIONS_HELP, TEACHERS_PANEL, TRAINING_PANEL, console, fail, report_plugin_problems,
+    resolve_data_root,
+)  # fmt: skip
 from ascbench.ablation import ABLATABLE, PAPER_COMPONENTS
 from ascbench.cli.run import (
-    POOL_KD_HELP, SET_HELP, TEACHER_HELP, check_device, check_profile, check_recipe_profiles, check_teachers, parse_ablate, parse_fractions,
+    POOL_KD_HELP, SET_HELP, TEACHER_HELP, OutputHome, check_device, check_profile, check_recipe_profiles, check_teachers, parse_ablate, parse_fractions,
     parse_seeds, resolve_options, run_settings,
 )  # fmt: skip
 
@@ -26,26 +29,26 @@ def ablation_sets(components: frozenset[str], all_off: bool) -> list[frozenset[s
 
 def ablation(
     system: Annotated[str, typer.Argument(help="The system to ablate (its recipe must know the components).")] = "hubert-mobilenetv2",
-    components: Annotated[str, typer.Option("--components", help=f"Comma-separated components to switch off one at a time: {', '.join(ABLATABLE)} (kd: the final logit KD).")] = ",".join(PAPER_COMPONENTS),
-    all_off: Annotated[bool, typer.Option("--all-off/--no-all-off", help="Also run with every listed component off at once.")] = True,
-    fraction: Annotated[str, typer.Option("--fraction", "-f", help="Training split(s), as for `ascbench run`.")] = "0.25",
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds (each row is a mean over them).")] = "0",
-    data: Annotated[Optional[str], typer.Option("--data", help="A TAU22-layout directory or synth-tau22[-tiny|small|medium] (default: synth-tau22 small).")] = None,
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Training profile: smoke, quick (CPU default) or dcase.")] = "quick",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    force: Annotated[bool, typer.Option("--force", help="Rerun rows whose records already exist.")] = False,
-    teacher: Annotated[Optional[str], typer.Option("--teacher", help=TEACHER_HELP)] = None,
-    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="Alias of --teacher checkpoint:PATH: a local teacher (HF-format HuBERT directory or BEATs .pt) for every row.")] = None,
-    teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed (from the one self-supervised pre-training), so a mean over seeds covers the teacher's draw too.")] = None,
-    pool_kd: Annotated[float, typer.Option("--pool-kd", help=POOL_KD_HELP)] = 0.0,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET_HELP)] = None,
-    submissions: Annotated[Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
-    home: HomeOption = None,
+    components: Annotated[str, typer.Option("--components", rich_help_panel=TRAINING_PANEL, help=f"Comma-separated components to switch off one at a time: {', '.join(ABLATABLE)} (kd: the final logit KD).")] = ",".join(PAPER_COMPONENTS),
+    all_off: Annotated[bool, typer.Option("--all-off/--no-all-off", rich_help_panel=TRAINING_PANEL, help="Also run with every listed component off at once.")] = True,
+    fraction: Annotated[str, typer.Option("--fraction", "-f", rich_help_panel=DATA_PANEL, help="Training split(s), as for `ascbench run`.")] = "0.25",
+    seeds: Annotated[str, typer.Option("--seeds", rich_help_panel=DATA_PANEL, help="Comma-separated seeds (each row is a mean over them).")] = "0",
+    data: Annotated[Optional[str], typer.Option("--data", rich_help_panel=DATA_PANEL, help="A TAU22-layout directory or synth-tau22[-tiny|small|medium] (default: synth-tau22 small).")] = None,
+    profile: Annotated[str, typer.Option("--profile", "-p", rich_help_panel=TRAINING_PANEL, help="Training profile: smoke, quick (CPU default) or dcase.")] = "quick",
+    device: Annotated[str, typer.Option("--device", rich_help_panel=EXECUTION_PANEL, help="auto, cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", rich_help_panel=EXECUTION_PANEL, help="Rerun rows whose records already exist.")] = False,
+    teacher: Annotated[Optional[str], typer.Option("--teacher", rich_help_panel=TEACHERS_PANEL, help=TEACHER_HELP)] = None,
+    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", rich_help_panel=TEACHERS_PANEL, help="Alias of --teacher checkpoint:PATH.")] = None,
+    teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", rich_help_panel=TEACHERS_PANEL, help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN); default: the run's own seed, so a mean over seeds covers the teacher's draw too.")] = None,
+    pool_kd: Annotated[float, typer.Option("--pool-kd", rich_help_panel=TEACHERS_PANEL, help=POOL_KD_HELP)] = 0.0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="<key=value>", rich_help_panel=TRAINING_PANEL, help=SET_HELP)] = None,
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", rich_help_panel=TRAINING_PANEL, help=SUBMISSIONS_HELP)] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", rich_help_panel=OUTPUT_PANEL, help="No progress bars.")] = False,
+    home: OutputHome = None,
 ) -> None:
-    """Run SYSTEM in full and with each component switched off (leave-one-out), then print the
-    ablation table: a leaderboard whose rows are SYSTEM and SYSTEM~no-<component>.
+    """Run SYSTEM in full and with each component switched off, then print the ablation table.
 
+    The table is a leaderboard whose rows are SYSTEM and SYSTEM~no-<component> (leave-one-out).
     Every row is an ordinary run with its own record (recorded under SYSTEM~no-...), so reruns are
     skipped, the teacher stage is shared by all rows, and
     `ascbench leaderboard --systems 'SYSTEM*' --format md` regenerates the table from the records.

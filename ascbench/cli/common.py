@@ -1,4 +1,5 @@
-"""Pieces every ascbench command shares: the console, the ``--home`` option, clean failures."""
+"""Pieces every ascbench command shares: the console, the ``--home`` option, help panels and
+examples, clean failures."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -23,15 +24,35 @@ def _console(stderr: bool = False) -> Console:
 console = _console()
 err_console = _console(stderr=True)
 
-HomeOption = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--home",
-        help="Where ascbench keeps data sets, caches, checkpoints and records "
-        "(default: $ASCBENCH_HOME, else ~/.cache/ascbench).",
-        show_default=False,
-    ),
-]
+DATA_PANEL = "Data"
+TRAINING_PANEL = "Training"
+TEACHERS_PANEL = "Teachers"
+EXECUTION_PANEL = "Execution"
+RECORDS_PANEL = "Records"
+OUTPUT_PANEL = "Output"
+"""Help panels: options grouped by what they decide, the same names in every command."""
+
+
+def home_option(panel: str | None = None) -> Any:
+    """The ``--home`` option, in ``panel`` of a command whose options are grouped."""
+    return Annotated[
+        Optional[Path],
+        typer.Option(
+            "--home",
+            help="Where ascbench keeps data sets, caches, checkpoints and records (default: $ASCBENCH_HOME, else ~/.cache/ascbench).",
+            show_default=False,
+            rich_help_panel=panel,
+        ),
+    ]
+
+
+HomeOption = home_option()
+
+
+def examples(*lines: tuple[str, str]) -> str:
+    """A help epilog of example command lines, each under a comment that says what it does (rich
+    markup; a comment beside its command would wrap at 80 columns)."""
+    return "[bold]Examples[/]\n\n" + "\n".join(f"[dim]# {escape(what)}[/]\n{escape(command)}" for command, what in lines)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -70,7 +70,7 @@ def profile(
     fp16 (1 kB = 1,000 B); pass/fail against the DCASE 2024 limits (128 kB,
     30 M MACs); the per-module breakdown; and any operator left uncounted.
 
-    Example: ascbench profile cp-mobile  ->  61,148 params, 29,419,156 MACs.
+    For example, ascbench profile cp-mobile gives 61,148 params and 29,419,156 MACs.
     """
     from ascbench.evaluation.profile import (
         TargetError,
@@ -202,8 +202,8 @@ def audit(
     parameter memory and 30 M MACs per clip. Where a source does not state
     the bit width, int8 is assumed and the output says so.
 
-    One claim: --params, --size-kb, --bits, --macs.
-    A table: --table FILE.csv, or --paper (the seed paper's tables 1-2).
+    One claim: --params, --size-kb, --bits, --macs. A table of claims: --table FILE.csv, or --paper
+    (the seed paper's tables 1-2).
     """
     from ascbench.evaluation.audit import PAPER_TABLES, Claim, ClaimFileError, audit_claim, load_claims, parse_count
 

@@ -26,8 +26,9 @@ def probe_command(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """The linear floor of a TAU22-layout data set: a scikit-learn logistic regression on the
-    per-clip mean and std of each baseline log-mel bin, trained on split100, tested on test.csv.
+    """The linear floor of a TAU22-layout data set: what a logistic regression on log-mel reaches.
+
+    A scikit-learn logistic regression on the per-clip mean and std of each baseline log-mel bin, trained on split100, tested on test.csv.
 
     Prints its macro class-wise accuracy (overall, seen devices, unseen s4-s6), a device
     classifier's accuracy (3-fold, grouped by recording), and how often TAU's confusable pairs

@@ -9,11 +9,19 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, err_console, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, err_console, examples, fail
 
+EXPORT_EXAMPLES = examples(
+    ("ascbench export dcase --system cp-mobile --out pkg/", "a DCASE 2024 package of the dev-test outputs"),
+    ("ascbench export dcase -s cp-mobile --eval-audio eval/ -o pkg/", "the same, on the evaluation clips"),
+    ("ascbench export dcase2025 -s cp-mobile --label Doe_ASCB_task1_1 -o pkgs/", "a DCASE 2025 inference package"),
+    ("pip install pkgs/Doe_ASCB_task1", "which installs and runs without ascbench"),
+    ("ascbench export teacher-logits --teacher runs:cp-mobile,mobilenetv2 -o t.tsv", "two runs as a teacher-logits file"),
+)
 app = typer.Typer(
     help="Export results for the outside world: DCASE 2024 Task 1 submission packages, DCASE 2025 inference packages, teacher-logits files.",
     no_args_is_help=True,
+    epilog=EXPORT_EXAMPLES,
 )
 
 SystemOption = Annotated[str, typer.Option("--system", "-s", help="Registered system name (see `ascbench systems`), or a recorded one as `ascbench leaderboard` shows it (hubert-mobilenetv2~no-qat, ...@teacher-...).")]
@@ -76,8 +84,9 @@ def predict(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Run a trained system over a folder of wav files and write the DCASE 2024 Task 1 output file:
-    filename, scene_label (the arg-max) and one softmax probability per scene, one row per clip in
+    """Write the DCASE 2024 Task 1 output file of a trained system over a folder of wav files.
+
+    One row per clip: filename, scene_label (the arg-max) and one softmax probability per scene, one row per clip in
     natural file order (0.wav, 1.wav, ..., 10.wav)."""
     from ascbench.export.output import write_output
     from ascbench.export.predict import AudioReadError, list_audio, predict_files, prepare_model
@@ -148,8 +157,9 @@ def dcase(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Write a DCASE 2024 Task 1 submission package for one system from its recorded runs: per
-    split present (5/10/25/50/100) a system output file, the meta.yaml (submission, system
+    """Write a DCASE 2024 Task 1 submission package of one system from its recorded runs.
+
+    Per split present (5/10/25/50/100) a system output file, the meta.yaml (submission, system
     description and complexity, development-set results per split) and a zip of both, laid out as
     the official validator expects. Fields ascbench cannot know are left empty with a comment."""
     from ascbench.export.dcase import ExportError, export_dcase
@@ -204,14 +214,12 @@ def dcase2025(
     submissions: SubmissionsOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Write the DCASE 2025 Task 1 inference package of one system's recorded `run --task dcase2025`:
-    a pip-installable project <Lastname>_<INST>_task1/ whose module <Lastname>_<INST>_task1_<N>
+    """Write the DCASE 2025 Task 1 inference package of one system's recorded dcase2025 run.
+
+    The package is a pip-installable project <Lastname>_<INST>_task1/ whose module <Lastname>_<INST>_task1_<N>
     offers the official predict, load_model, load_inputs and get_model_for_device. The models
     travel as exported programs (no ascbench or plugin code is needed to run them), with
-    complexity.json (MACs and parameter bytes per device model) and test_accuracy.json.
-
-    Example: ascbench export dcase2025 -s cp-mobile --label Doe_ASCB_task1_1 --out packages/
-    then: pip install packages/Doe_ASCB_task1"""
+    complexity.json (MACs and parameter bytes per device model) and test_accuracy.json."""
     from ascbench.export.dcase import ExportError
     from ascbench.export.dcase2025 import PackageError
     from ascbench.export.dcase2025_run import export_dcase2025

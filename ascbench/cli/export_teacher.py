@@ -31,9 +31,12 @@ def teacher_logits(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Write the mean logits of recorded runs on a split's training clips as a teacher-logits file
-    (header `filename` + the 10 scenes, one row per clip), for `ascbench run --teacher logits:FILE`
-    here or anywhere else; with --clips test, on the test clips, printing the teacher's accuracy. Members without a current record are named with the command that trains them."""
+    """Write the mean logits of recorded runs as a teacher-logits file for --teacher logits:FILE.
+
+    The file holds the members' mean logits on a split's training clips (header `filename` + the 10
+    scenes, one row per clip), for `ascbench run --teacher logits:FILE` here or anywhere else; with
+    --clips test, on the test clips, printing the teacher's accuracy. Members without a current
+    record are named with the command that trains them."""
     import numpy as np
 
     from ascbench.data.layout import parse_fraction

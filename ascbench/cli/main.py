@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+
 import typer
+from typer.core import TyperOption
 
 from ascbench import __version__
 from ascbench.cli import ablation as ablation_cli
@@ -21,7 +24,7 @@ app = typer.Typer(
     "embedded synthetic data set 'synth-tau22' unless told otherwise; no result on it is a TAU result.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.add_typer(data_cli.app, name="data")
 run_cli.register(app)
@@ -31,6 +34,38 @@ tasks_cli.register(app)
 complexity_cli.register(app)
 results_cli.register(app)
 export_cli.register(app)
+
+
+def _flags_take_no_value() -> None:
+    """Show no value type after a flag. Typer's rich help (0.2x) prints one after every option,
+    so ``--force`` read ``--force <bool>``, as if it took a value; a flag takes none (older typer
+    printed none either). Options that take a value keep theirs (``--seeds <str>``)."""
+    typed = getattr(TyperOption, "display_type_rich", None)
+    if typed is None or getattr(typed, "flags_untyped", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        return None if self.is_flag else typed(self, ctx)
+
+    display_type_rich.flags_untyped = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+def _one_line_paragraphs(typer_app: typer.Typer) -> None:
+    """Give every command its docstring as help with each paragraph on one line, for rich to
+    wrap to the terminal: typer keeps the source's line breaks, which come out ragged (a summary
+    broken mid-sentence in the command list, a short line in the middle of a paragraph)."""
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            paragraphs = inspect.cleandoc(info.callback.__doc__).split("\n\n")
+            info.help = "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_paragraphs(group.typer_instance)
+
+
+_flags_take_no_value()
+_one_line_paragraphs(app)
 
 
 def _version(value: bool) -> None:

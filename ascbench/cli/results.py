@@ -10,10 +10,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ascbench.cli.common import HomeOption, console, err_console, fail
+from ascbench.cli.common import OUTPUT_PANEL, RECORDS_PANEL, HomeOption, console, err_console, examples, fail, home_option
 from ascbench.tasks import DEFAULT_TASK, get_task
 
 EXPORT_DIR = Path("leaderboards")
+RecordsHome = home_option(RECORDS_PANEL)
 SYSTEMS_PATTERN_HELP = "comma-separated names or shell patterns ('hubert-mobilenetv2*': the system and its ablation rows)"
 
 
@@ -51,22 +52,31 @@ def patterns(systems: str) -> list[str]:
     return [p.strip() for p in systems.split(",") if p.strip()]
 
 
-def leaderboard(
-    data: Annotated[Optional[str], typer.Option("--data", help="Only this data set, by the name records carry (e.g. synth-tau22-small, tau22).")] = None,
-    fraction: Annotated[Optional[str], typer.Option("--fraction", help="Only this training fraction (0.05, 0.1, 0.25, 0.5, 1.0 or 5 ... 100), or 'all' for the DCASE rank-score table: one accuracy column per split and their mean.")] = None,
-    profile: Annotated[Optional[str], typer.Option("--profile", help="Only this training profile (smoke, quick, dcase).")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table: terminal; md, csv, json (with provenance), html (self-contained page with plots).")] = Format.table,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of the terminal; with --export, the directory (default: leaderboards/).")] = None,
-    export: Annotated[bool, typer.Option("--export", help="Regenerate the committed leaderboard files (md, json, html, csv per data set, fraction and profile) in --out.")] = False,
-    systems: Annotated[Optional[str], typer.Option("--systems", help="Only these systems: comma-separated names or shell patterns; 'hubert-mobilenetv2*' is the system with its ablations (the ablation table).")] = None,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Only these run seeds (comma-separated), e.g. the seeds one `ascbench ablation` ran.")] = None,
-    task: Annotated[str, typer.Option("--task", help="Only runs of this challenge task: dcase2024 (default), dcase2025 (device-aware systems beside their general models), or all.")] = DEFAULT_TASK,
-    resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples for the paired comparison with the best system.")] = 1000,
-    home: HomeOption = None,
-) -> None:
-    """Leaderboards from the run records: one per data set (name and fingerprint), training fraction and profile, systems aggregated over seeds (mean ± std), best accuracy first.
+LEADERBOARD_EXAMPLES = examples(
+    ("ascbench leaderboard", "every board, fitted to the terminal"),
+    ("ascbench leaderboard --fraction 25 --profile quick --format md", "one board, every column"),
+    ("ascbench leaderboard --systems 'hubert-mobilenetv2*' --format md", "the ablation table"),
+    ("ascbench leaderboard --fraction all", "the DCASE rank score over the five splits"),
+    ("ascbench leaderboard --export", "rewrite the committed files in leaderboards/"),
+)
 
-    Columns follow the seed paper's tables (params, MACs, accuracy, S4–S6 attenuation, int8 size) plus seen/unseen accuracy, 95 % CI, seeds, DCASE limits (≤ 128 kB int8 parameters, ≤ 30 M MACs) and a paired bootstrap of each system against the best one on the same test clips and seeds.
+
+def leaderboard(
+    data: Annotated[Optional[str], typer.Option("--data", rich_help_panel=RECORDS_PANEL, help="Only this data set, by the name records carry (e.g. synth-tau22-small, tau22).")] = None,
+    fraction: Annotated[Optional[str], typer.Option("--fraction", rich_help_panel=RECORDS_PANEL, help="Only this training fraction (0.05, 0.1, 0.25, 0.5, 1.0 or 5 ... 100), or 'all' for the DCASE rank-score table: one accuracy column per split and their mean.")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", rich_help_panel=RECORDS_PANEL, help="Only this training profile (smoke, quick, dcase).")] = None,
+    systems: Annotated[Optional[str], typer.Option("--systems", rich_help_panel=RECORDS_PANEL, help=f"Only these systems: {SYSTEMS_PATTERN_HELP}.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", rich_help_panel=RECORDS_PANEL, help="Only these run seeds (comma-separated), e.g. the seeds one `ascbench ablation` ran.")] = None,
+    task: Annotated[str, typer.Option("--task", rich_help_panel=RECORDS_PANEL, help="Only runs of this challenge task: dcase2024 (default), dcase2025 (device-aware systems beside their general models), or all.")] = DEFAULT_TASK,
+    home: RecordsHome = None,
+    fmt: Annotated[Format, typer.Option("--format", rich_help_panel=OUTPUT_PANEL, help="table: terminal; md, csv, json (with provenance), html (self-contained page with plots).")] = Format.table,
+    out: Annotated[Optional[Path], typer.Option("--out", rich_help_panel=OUTPUT_PANEL, help="Write to this file instead of the terminal; with --export, the directory (default: leaderboards/).")] = None,
+    export: Annotated[bool, typer.Option("--export", rich_help_panel=OUTPUT_PANEL, help="Regenerate the committed leaderboard files (md, json, html, csv per data set, fraction and profile) in --out.")] = False,
+    resamples: Annotated[int, typer.Option("--resamples", min=100, rich_help_panel=OUTPUT_PANEL, help="Bootstrap resamples for the paired comparison with the best system.")] = 1000,
+) -> None:
+    """Leaderboards from the run records: systems averaged over seeds, best first.
+
+    One board per data set (name and fingerprint), training fraction and profile. Columns follow the seed paper's tables (params, MACs, accuracy, S4–S6 attenuation, int8 size) plus seen/unseen accuracy, 95 % CI, seeds, DCASE limits (≤ 128 kB int8 parameters, ≤ 30 M MACs) and a paired bootstrap of each system against the best one on the same test clips and seeds.
 
     The files under leaderboards/ are written by `ascbench leaderboard --export` and never by hand.
     """
@@ -208,5 +218,5 @@ def check(
 
 def register(app: typer.Typer) -> None:
     """Add ``leaderboard`` and ``check`` to the main app."""
-    app.command("leaderboard")(leaderboard)
+    app.command("leaderboard", epilog=LEADERBOARD_EXAMPLES)(leaderboard)
     app.command("check")(check)

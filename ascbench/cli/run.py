@@ -9,31 +9,39 @@ from typing import Annotated, Optional
 import typer
 
 from ascbench.ablation import ABLATABLE
-from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, fail, report_plugin_problems, resolve_data_root
+from ascbench.cli.common import (
+    DATA_PANEL, EXECUTION_PANEL, OUTPUT_PANEL, SUBMISSIONS_HELP, TEACHERS_PANEL, TRAINING_PANEL, console, examples, fail, home_option,
+    report_plugin_problems, resolve_data_root,
+)  # fmt: skip
 from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
 from ascbench.tasks import get_task
 
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")
 POOL_KD_HELP = (
-    "Distilled students also learn from the teacher on R unlabeled training-pool clips per labelled clip "
-    "each epoch (development audio outside the split, which the DCASE rules forbid; recorded as SYSTEM@pool-kdR). "
-    "Shorthand for --set pool_kd=R."
+    "Distilled students also learn from the teacher on R unlabeled training-pool clips per labelled clip (audio "
+    "outside the split, which the DCASE rules forbid; recorded as SYSTEM@pool-kdR). Shorthand for --set pool_kd=R."
 )
 TEACHER_HELP = (
-    "Where distilled students' teacher comes from: self-supervised (the distilled baselines' default), "
-    "checkpoint:PATH (HF HuBERT folder or BEATs .pt), logits:FILE (per-clip teacher logits, see docs/distillation.md), "
-    "or runs:SYS[,SYS...] (the mean of systems trained here on the same split and seed; missing ones are trained first). "
-    "A supervised system given logits:/runs: trains with logit KD. Shorthand for --set teacher=SOURCE."
+    "The distilled students' teacher: self-supervised (default), checkpoint:PATH (HF HuBERT folder or BEATs .pt), "
+    "logits:FILE (docs/distillation.md) or runs:SYS[,SYS...] (the mean of systems trained here on the same split "
+    "and seed, trained first if missing; a supervised system learns from it by logit KD). Shorthand for --set teacher=SOURCE."
 )
 TASK_HELP = (
-    "The challenge task whose rules the runs follow: dcase2024 (one model, any of the five splits) or dcase2025 (split25 "
-    "only; the device of each clip is known: the general model, then one fine-tuned copy per training device a, b, c, "
-    "s1-s3, and the general model for the others). `ascbench tasks` lists their rules."
+    "The challenge whose rules the runs follow: dcase2024 (one model, any split) or dcase2025 (split25; the general "
+    "model, then a fine-tuned copy per training device a, b, c, s1-s3). `ascbench tasks` lists their rules."
+)
+OutputHome = home_option(OUTPUT_PANEL)
+RUN_EXAMPLES = examples(
+    ("ascbench run", "every main system on the 25 % split, seed 0 (the Quickstart)"),
+    ("ascbench run --models cp-mobile --profile smoke", "a quick try: one system, a few training steps"),
+    ("ascbench run --models all --fraction all --seeds 0,1,2", "the DCASE grid: five splits, three seeds"),
+    ("ascbench run --models mobilenetv2 --teacher runs:cp-mobile", "a student distilled from a recorded system"),
+    ("ascbench run --executor ray --gpus-per-run 1", "one Ray task per run, one GPU each"),
 )
 SET_HELP = (
-    "Set any run option of the selected systems' recipes, KEY=VALUE (repeatable), e.g. --set teacher=runs:cp-mobile "
-    "--set ablate=fms,qat; `ascbench systems --options` lists each recipe's options."
+    "Set any run option of the systems' recipes (repeatable), e.g. --set epochs=5; `ascbench systems --options` "
+    "lists them."
 )
 
 
@@ -112,32 +120,33 @@ def parse_ablate(value: str | None) -> frozenset[str]:
 
 
 def run(
-    models: Annotated[str, typer.Option("--models", "-m", help="'all' (every registered system but the teacher family) or a comma-separated list of names; see `ascbench systems`.")] = "all",
-    task: Annotated[str, typer.Option("--task", help=TASK_HELP)] = "dcase2024",
-    fraction: Annotated[str, typer.Option("--fraction", "-f", help="Training split: 0.05, 0.1, 0.25, 0.5, 1.0 (or 5..100), a comma-separated list, or 'all' for the five official splits.")] = "0.25",
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each seed is a separate run and record.")] = "0",
-    data: Annotated[Optional[str], typer.Option("--data", help="A TAU22-layout directory, or synth-tau22 (default: the small synthetic set, generated if missing), synth-tau22-tiny|small|medium.")] = None,
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Training profile: smoke (seconds, tests), quick (CPU default, minutes), dcase (official 150-epoch recipe, for a GPU).")] = "quick",
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA with mixed precision if present, else CPU), cpu or cuda.")] = "auto",
-    force: Annotated[bool, typer.Option("--force", help="Rerun runs whose complete record already exists.")] = False,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Evaluate these trained weights instead of training (one system only).")] = None,
-    teacher: Annotated[Optional[str], typer.Option("--teacher", help=TEACHER_HELP)] = None,
-    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", help="Alias of --teacher checkpoint:PATH: a local HF-format HuBERT folder or BEATs .pt instead of self-supervised pre-training.")] = None,
-    teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN). Default: each run fine-tunes its teacher with the run's own seed, so a mean over seeds covers the teacher's draw too.")] = None,
-    pool_kd: Annotated[float, typer.Option("--pool-kd", help=POOL_KD_HELP)] = 0.0,
-    ablate: Annotated[Optional[str], typer.Option("--ablate", help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table). Shorthand for --set ablate=....")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET_HELP)] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray task per run; pip install 'ascbench\\[ray]').")] = "local",
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
-    cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", help="Ray: CPUs requested by each run.")] = 1.0,
-    gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", help="Ray: GPUs requested by each run.")] = 0.0,
-    submissions: Annotated[Optional[Path], typer.Option("--submissions", help=SUBMISSIONS_HELP)] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars (logs, CI).")] = False,
-    home: HomeOption = None,
+    models: Annotated[str, typer.Option("--models", "-m", rich_help_panel=TRAINING_PANEL, help="'all' (every registered system but the teacher family) or a comma-separated list of names; see `ascbench systems`.")] = "all",
+    task: Annotated[str, typer.Option("--task", rich_help_panel=DATA_PANEL, help=TASK_HELP)] = "dcase2024",
+    fraction: Annotated[str, typer.Option("--fraction", "-f", rich_help_panel=DATA_PANEL, help="Training split: 0.05, 0.1, 0.25, 0.5, 1.0 (or 5..100), a comma-separated list, or 'all' for the five official splits.")] = "0.25",
+    seeds: Annotated[str, typer.Option("--seeds", rich_help_panel=DATA_PANEL, help="Comma-separated seeds; each seed is a separate run and record.")] = "0",
+    data: Annotated[Optional[str], typer.Option("--data", rich_help_panel=DATA_PANEL, help="A TAU22-layout directory, or synth-tau22 (default: the small synthetic set, generated if missing), synth-tau22-tiny|small|medium.")] = None,
+    profile: Annotated[str, typer.Option("--profile", "-p", rich_help_panel=TRAINING_PANEL, help="Training profile: smoke (seconds, tests), quick (CPU default, minutes), dcase (official 150-epoch recipe, for a GPU).")] = "quick",
+    device: Annotated[str, typer.Option("--device", rich_help_panel=EXECUTION_PANEL, help="auto (CUDA with mixed precision if present, else CPU), cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", rich_help_panel=EXECUTION_PANEL, help="Rerun runs whose complete record already exists.")] = False,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", rich_help_panel=TRAINING_PANEL, help="Evaluate these trained weights instead of training (one system only).")] = None,
+    teacher: Annotated[Optional[str], typer.Option("--teacher", rich_help_panel=TEACHERS_PANEL, help=TEACHER_HELP)] = None,
+    teacher_checkpoint: Annotated[Optional[Path], typer.Option("--teacher-checkpoint", rich_help_panel=TEACHERS_PANEL, help="Alias of --teacher checkpoint:PATH.")] = None,
+    teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", rich_help_panel=TEACHERS_PANEL, help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN); default: the run's own seed, so a mean over seeds covers the teacher's draw too.")] = None,
+    pool_kd: Annotated[float, typer.Option("--pool-kd", rich_help_panel=TEACHERS_PANEL, help=POOL_KD_HELP)] = 0.0,
+    ablate: Annotated[Optional[str], typer.Option("--ablate", rich_help_panel=TRAINING_PANEL, help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table). Shorthand for --set ablate=....")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", rich_help_panel=TRAINING_PANEL, metavar="<key=value>", help=SET_HELP)] = None,
+    executor: Annotated[str, typer.Option("--executor", rich_help_panel=EXECUTION_PANEL, help="local (this process) or ray (one Ray task per run; pip install 'ascbench\\[ray]').")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", rich_help_panel=EXECUTION_PANEL, help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
+    cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", rich_help_panel=EXECUTION_PANEL, help="Ray: CPUs requested by each run.")] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", rich_help_panel=EXECUTION_PANEL, help="Ray: GPUs requested by each run.")] = 0.0,
+    submissions: Annotated[Optional[Path], typer.Option("--submissions", rich_help_panel=TRAINING_PANEL, help=SUBMISSIONS_HELP)] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", rich_help_panel=OUTPUT_PANEL, help="No progress bars (logs, CI).")] = False,
+    home: OutputHome = None,
 ) -> None:
-    """Train (or load) each system under the same split and seeds, evaluate it on test.csv, and
-    write one record per run; then print the leaderboard of what ran.
+    """Train (or load) systems under one split and seeds, record each run, print their leaderboard.
 
+    Each system is trained (or its --checkpoint loaded) under the same split and seeds and evaluated
+    on test.csv; each run writes one record, and the leaderboard of what ran is printed at the end.
     A run whose complete record exists is skipped (rerunning the same command takes seconds);
     an interrupted run resumes from its last epoch checkpoint.
     """
@@ -294,4 +303,4 @@ def check_teachers(options: dict, registry, data_root: Path, fractions: list[flo
 
 def register(app: typer.Typer) -> None:
     """Add ``run`` to the main app."""
-    app.command("run")(run)
+    app.command("run", epilog=RUN_EXAMPLES)(run)

@@ -9,8 +9,9 @@ from ascbench.cli.common import console
 
 
 def tasks() -> None:
-    """List the challenge tasks (``run --task``, ``leaderboard --task``) and the rules each applies:
-    the splits it allows, whether the device is known at inference, the device models, how the
+    """List the challenge tasks (run --task, leaderboard --task) and the rules each applies.
+
+    For each task: the splits it allows, whether the device is known at inference, the device models, how the
     complexity limits apply, what outside data is allowed and what ranks systems."""
     from ascbench.tasks import TASKS
 
