@@ -1,0 +1,188 @@
+"""What a ``run`` would do, before it does anything: ``ascbench run ... --dry-run``.
+
+A grid of systems × splits × seeds can take minutes or days and tens of GB of caches; the plan
+says which runs are recorded (and skipped), which will compute and why, the caches each builds,
+their size on disk, and how long the computing runs should take on this machine. Nothing is
+trained, written or generated while planning.
+
+How the time is estimated, in order of trust:
+
+1. ``records``: the median seconds per training clip of this system's records at this profile and
+   data set made on this machine (same host name), times this run's training clips. It includes
+   everything the recorded runs did (teacher stages, evaluation, int8), from caches as they were.
+2. ``probe``: no such record. A few optimizer steps of the system's network on random input of
+   its shape, timed here, times the optimizer steps the recipe will take. It covers the student's
+   training only: teacher stages and device fine-tuning are listed as not estimated.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ascbench.data.dataset import Dataset
+from ascbench.data.reader import load_dataset, load_split
+from ascbench.features.cache import STORAGE_DTYPE, cache_dir
+from ascbench.paths import resolve_home
+from ascbench.recipes.base import effective_config
+from ascbench.results.store import ResultsStore
+from ascbench.runner.execute import prepare_run, recorded_outcome
+from ascbench.runner.request import RunRequest
+from ascbench.systems.registry import Registry, discover, model_input_shape
+from ascbench.systems.spec import SystemSpec
+from ascbench.tasks import get_task
+
+PROBE_STEPS = 2
+"""Timed optimizer steps per system (after one untimed warm-up step)."""
+PROBE_BATCH = 8
+"""Clips per probe step: a step's time grows about linearly with the batch on a CPU, so a small
+batch, scaled, keeps ``--dry-run`` to seconds per system."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    label: str
+    skipped: bool
+    reason: str
+    """Why it runs (no record, what changed), or that its record is current."""
+    train_clips: int
+    stages: tuple[str, ...]
+    seconds: float | None
+    """Estimated wall time; None for a skipped run."""
+    estimated_by: str
+    """``records (N on this machine)`` or ``probe``; what the estimate leaves out follows it."""
+
+
+@dataclass(frozen=True)
+class PlannedCache:
+    what: str
+    path: Path
+    bytes: int
+    exists: bool
+
+
+@dataclass
+class Plan:
+    data: str
+    runs: list[PlannedRun] = field(default_factory=list)
+    caches: list[PlannedCache] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds or 0.0 for r in self.runs)
+
+    @property
+    def new_bytes(self) -> int:
+        return sum(c.bytes for c in self.caches if not c.exists)
+
+
+def plan_runs(requests: Sequence[RunRequest], registry: Registry | None = None) -> Plan:
+    """The plan of ``requests`` (their data set must exist: see the CLI for a set not yet generated)."""
+    if not requests:
+        return Plan(data="nothing")
+    first = requests[0]
+    registry = registry if registry is not None else discover(first.submissions)
+    home = resolve_home(first.home)
+    store = ResultsStore(home)
+    dataset = load_dataset(first.data_root)
+    plan = Plan(data=f"{dataset.name} ({len(dataset.clips):,} clips) at {dataset.root}")
+    probes: dict[str, float] = {}
+    frontends: dict[str, PlannedCache] = {}
+    for request in requests:
+        spec = registry.get(request.system)
+        key = spec.frontend.key()
+        if key not in frontends:
+            shape = spec.frontend.output_shape()
+            size = len(dataset.clips) * math.prod(shape) * STORAGE_DTYPE.itemsize
+            directory = cache_dir(dataset, spec.frontend, home)
+            frontends[key] = PlannedCache(f"features {key}", directory, size, (directory / "manifest.json").is_file())
+        plan.runs.append(_plan_one(request, spec, registry, store, dataset, probes))
+    plan.caches = list(frontends.values())
+    return plan
+
+
+def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: ResultsStore, dataset: Dataset,
+              probes: dict[str, float]) -> PlannedRun:  # fmt: skip
+    reasons: list[str] = []
+    run = prepare_run(request, registry)
+    found = recorded_outcome(run, store, log=reasons.append)
+    train_clips = len(load_split(dataset, request.fraction).train)
+    stages = _stages(run.recipe, request, spec)
+    if found is not None and not get_task(request.task).device_models:
+        return PlannedRun(request.label(), True, "recorded: skipped", train_clips, stages, None, "")
+    reason = "--force" if request.force else (reasons[0].split(": ", 1)[-1] if reasons else "no record yet")
+    per_clip, how = _recorded_seconds_per_clip(store, run.key.system, request.profile, dataset)
+    if per_clip is not None:
+        device_stage = [s for s in stages if s.startswith("device fine-tuning")]
+        how += f"; not estimated: {device_stage[0]}" if device_stage else ""
+        return PlannedRun(request.label(), False, reason, train_clips, stages, per_clip * train_clips, how)
+    config = effective_config(run.recipe, request.profile, run.options)
+    train = getattr(config, "train", config)
+    batch = int(getattr(train, "batch_size", 64))
+    sized = train.sized_for(train_clips) if hasattr(train, "sized_for") else train
+    steps = int(getattr(sized, "epochs", 1)) * math.ceil(train_clips / batch)
+    if getattr(sized, "max_steps", None):
+        steps = min(steps, int(sized.max_steps))
+    if spec.name not in probes:
+        probes[spec.name] = probe_step_seconds(spec, min(batch, PROBE_BATCH)) * batch / min(batch, PROBE_BATCH)
+    left_out = [s for s in stages if s != "train"]
+    how = "probe" + (f"; not estimated: {', '.join(left_out)}" if left_out else "")
+    return PlannedRun(request.label(), False, reason, train_clips, stages, steps * probes[spec.name], how)
+
+
+def _stages(recipe: object, request: RunRequest, spec: SystemSpec) -> tuple[str, ...]:
+    if request.checkpoint is not None:
+        return ("load weights", "evaluate", "int8")
+    stages = []
+    teacher = getattr(recipe, "teacher_name", None)
+    source = getattr(request.options, "source", None) if request.options is not None else None
+    if teacher is not None and (source is None or source.layered):
+        stages += [f"{teacher} teacher pre-training" if source is None or source.kind != "checkpoint" else f"{teacher} teacher loading",
+                   f"{teacher} teacher fine-tuning"]  # fmt: skip
+    stages.append("train")
+    task = get_task(request.task)
+    if task.device_models:
+        stages.append(f"device fine-tuning x{len(task.device_models)}")
+    return (*stages, "evaluate", "int8")
+
+
+def _recorded_seconds_per_clip(store: ResultsStore, system: str, profile: str, dataset: Dataset) -> tuple[float | None, str]:
+    """Median wall seconds per training clip of this system's records of ``dataset`` at ``profile``
+    made on this machine (by host name), with how many there were."""
+    host = socket.gethostname()
+    rates = []
+    for record in store.iter_records(dataset=dataset.name, system=system, profile=profile):
+        total = record.timings.get("total_s")
+        if record.key.dataset_fingerprint != dataset.fingerprint or record.provenance.get("hostname") != host or not total:
+            continue
+        rates.append(total / len(load_split(dataset, record.key.fraction).train))
+    if not rates:
+        return None, ""
+    return statistics.median(rates), f"records ({len(rates)} on this machine)"
+
+
+def probe_step_seconds(spec: SystemSpec, batch: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per optimizer step of ``spec``'s network on random input, on the CPU, here."""
+    torch.manual_seed(0)
+    model = spec.build_model().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    inputs = torch.randn(batch, *model_input_shape(spec)[1:])  # the shape has a batch axis of 1
+    labels = torch.randint(0, spec.n_classes, (batch,))
+
+    def step() -> None:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+        optimizer.step()
+
+    step()
+    started = clock()
+    for _ in range(PROBE_STEPS):
+        step()
+    return (clock() - started) / PROBE_STEPS

@@ -1,0 +1,43 @@
+"""``run --dry-run``'s plan on the tiny synthetic set: recorded runs skipped, the others with why
+they run, their stages, the caches and their size, and a time estimate that says how it was made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ascbench.runner.execute import execute_run
+from ascbench.runner.plan import plan_runs
+from ascbench.runner.request import RunRequest
+from ascbench.systems import discover
+
+
+@pytest.fixture(scope="module")
+def recorded_home(tiny_synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("plan") / "home"
+    execute_run(RunRequest("cp-mobile", tiny_synth_root, 0.25, 0, profile="smoke", home=home), progress=False, log=lambda _: None)
+    return home
+
+
+def test_the_plan_skips_what_is_recorded_and_estimates_the_rest(recorded_home: Path, tiny_synth_root: Path) -> None:
+    registry = discover()
+    requests = [RunRequest(system, tiny_synth_root, 0.25, seed, profile="smoke", home=recorded_home)
+                for system, seed in (("cp-mobile", 0), ("cp-mobile", 1), ("mobilenetv2", 0))]  # fmt: skip
+    records_before = sorted((recorded_home / "records").rglob("*.json"))
+    plan = plan_runs(requests, registry)
+    recorded, again, other = plan.runs
+    assert recorded.skipped and recorded.seconds is None and recorded.reason == "recorded: skipped"
+    assert not again.skipped and again.reason == "no record yet" and again.estimated_by == "records (1 on this machine)"
+    assert again.seconds and again.seconds > 0 and again.stages == ("train", "evaluate", "int8")
+    assert not other.skipped and other.estimated_by.startswith("probe") and other.seconds and other.seconds > 0
+    assert plan.seconds == pytest.approx(again.seconds + other.seconds)
+    [cache] = plan.caches  # one frontend for both systems, built by the recorded run
+    clips = len(list((tiny_synth_root / "audio").glob("*.wav")))
+    assert cache.exists and cache.bytes == clips * 256 * 65 * 4 and plan.new_bytes == 0
+    assert sorted((recorded_home / "records").rglob("*.json")) == records_before  # nothing written
+
+
+def test_a_forced_run_is_planned_to_run(recorded_home: Path, tiny_synth_root: Path) -> None:
+    [run] = plan_runs([RunRequest("cp-mobile", tiny_synth_root, 0.25, 0, profile="smoke", home=recorded_home, force=True)]).runs
+    assert not run.skipped and run.reason == "--force"
