@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.markup import escape
 
 def _console(stderr: bool = False) -> Console:
@@ -55,6 +56,16 @@ def examples(*lines: tuple[str, str]) -> str:
     return "[bold]Examples[/]\n\n" + "\n".join(f"[dim]# {escape(what)}[/]\n{escape(command)}" for command, what in lines)
 
 
+def print_wide(renderable: RenderableType) -> None:
+    """Print at the renderable's natural width, past the terminal's edge if need be (``--wide``:
+    every column whole, for a wider window or ``less -S``) instead of folding cells to fit."""
+    natural = Measurement.get(console, console.options.update_width(10_000), renderable).maximum
+    if natural <= console.width:
+        console.print(renderable)
+        return
+    Console(file=console.file, width=natural, color_system=console.color_system, force_terminal=console.is_terminal).print(renderable)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error (no traceback: the user's input was wrong, not the program)."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line: greppable, never re-wrapped
@@ -76,11 +87,11 @@ def resolve_data_root(data: str | None, home: Path | None, progress: bool) -> Pa
         raise typer.Exit(130) from None
 
 
-def report_plugin_problems(problems: Iterable[object]) -> None:
+def report_plugin_problems(problems: Iterable[object], out: Console = console) -> None:
     """One line per plugin that did not load (file and cause), never re-wrapped: greppable, and a
     long path is not broken in two."""
     for problem in problems:
-        console.print(f"[yellow]plugin problem:[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]plugin problem:[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
 
 
 SUBMISSIONS_HELP = (

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ascbench.cli.common import OUTPUT_PANEL, RECORDS_PANEL, HomeOption, console, err_console, examples, fail, home_option
+from ascbench.cli.common import OUTPUT_PANEL, RECORDS_PANEL, HomeOption, console, err_console, examples, fail, home_option, print_wide
 from ascbench.tasks import DEFAULT_TASK, get_task
 
 EXPORT_DIR = Path("leaderboards")
@@ -54,7 +54,7 @@ def patterns(systems: str) -> list[str]:
 
 LEADERBOARD_EXAMPLES = examples(
     ("ascbench leaderboard", "every board, fitted to the terminal"),
-    ("ascbench leaderboard --fraction 25 --profile quick --format md", "one board, every column"),
+    ("ascbench leaderboard --fraction 25 --profile quick --wide | less -S", "one board, every column"),
     ("ascbench leaderboard --systems 'hubert-mobilenetv2*' --format md", "the ablation table"),
     ("ascbench leaderboard --fraction all", "the DCASE rank score over the five splits"),
     ("ascbench leaderboard --export", "rewrite the committed files in leaderboards/"),
@@ -70,6 +70,7 @@ def leaderboard(
     task: Annotated[str, typer.Option("--task", rich_help_panel=RECORDS_PANEL, help="Only runs of this challenge task: dcase2024 (default), dcase2025 (device-aware systems beside their general models), or all.")] = DEFAULT_TASK,
     home: RecordsHome = None,
     fmt: Annotated[Format, typer.Option("--format", rich_help_panel=OUTPUT_PANEL, help="table: terminal; md, csv, json (with provenance), html (self-contained page with plots).")] = Format.table,
+    wide: Annotated[bool, typer.Option("--wide", rich_help_panel=OUTPUT_PANEL, help="The terminal table with every column and the full texts, past the terminal's edge if need be (pipe it to `less -S`); by default it fits the terminal.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", rich_help_panel=OUTPUT_PANEL, help="Write to this file instead of the terminal; with --export, the directory (default: leaderboards/).")] = None,
     export: Annotated[bool, typer.Option("--export", rich_help_panel=OUTPUT_PANEL, help="Regenerate the committed leaderboard files (md, json, html, csv per data set, fraction and profile) in --out.")] = False,
     resamples: Annotated[int, typer.Option("--resamples", min=100, rich_help_panel=OUTPUT_PANEL, help="Bootstrap resamples for the paired comparison with the best system.")] = 1000,
@@ -84,8 +85,10 @@ def leaderboard(
     from ascbench.leaderboard.export import dumps, leaderboard_json
     from ascbench.leaderboard.files import write_exports
     from ascbench.leaderboard.html import html_page
-    from ascbench.leaderboard.render import csv_text, markdown, rank_csv_text, rank_display, rich_table
+    from ascbench.leaderboard.render import csv_text, markdown, rank_csv_text, rank_display, rich_rank_table, rich_table
 
+    if wide and (export or fmt is not Format.table):
+        fail("--wide widens the terminal table; the files of --format md|csv|json|html and --export always hold every column")
     if export and (systems or seeds):
         fail("--export writes whole boards under fixed names; --systems or --seeds would overwrite them with part of one. "
              "Write the filtered table to a file of its own: --format md|json|html|csv --out FILE")
@@ -136,11 +139,14 @@ def leaderboard(
         if out is not None:
             fail("--format table prints to the terminal; choose md, csv, json or html to write --out")
         for board in boards:
-            console.print(rich_table(board, console.width))
+            if wide:
+                print_wide(rich_table(board))
+            else:
+                console.print(rich_table(board, console.width))
             for note in board.notes:
                 console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
         for key, table in ranks:
-            console.print(_rank_rich(key.title, rank_display(table)))
+            console.print(rich_rank_table(key.title, rank_display(table), console.width))
         return
     if fmt is Format.md:
         text = markdown(boards, command, ranks)
@@ -158,16 +164,6 @@ def leaderboard(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         console.print(f"wrote {escape(str(out))}", highlight=False)
-
-
-def _rank_rich(title: str, frame) -> Table:
-    table = Table(title=f"DCASE rank score: {title}", title_justify="left",
-                  caption="Rank score: mean of the five split accuracies (— until every split has a record).")  # fmt: skip
-    for column in frame.columns:
-        table.add_column(column, justify="left" if column == "System" else "right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*map(str, row))
-    return table
 
 
 def check(

@@ -7,6 +7,7 @@ disagree on rounding or headers; CSV and JSON carry the raw numbers instead.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -167,56 +168,168 @@ def rank_display(table: pd.DataFrame) -> pd.DataFrame:
 TERMINAL_HEADERS = {
     "Paper label": "Label", "MACs (M)": "MACs M", "Accuracy %": "Acc %", "95 % CI": "95% CI",
     "Unseen % (S4–S6)": "Unseen %", "S4–S6 attenuation %": "S4–S6 att. %", "Int8 params (kB)": "int8 kB",
-    "Int8 file (kB)": "file kB", "DCASE limits": "DCASE", "Seeds": "n", "Δ vs best, significant?": "Δ vs best (sig.?)",
-    "Device-specific %": "Device %", "General %": "General %", "Δ vs general, significant?": "Δ vs general (sig.?)",
+    "Int8 file (kB)": "file kB", "DCASE limits": "DCASE", "Seeds": "n", "Δ vs best, significant?": "Δ best",
+    "Device-specific %": "Device %", "General %": "General %", "Δ vs general, significant?": "Δ gen.",
     "Real (a–c) % general → device": "Real gen→dev", "Seen (s1–s3) % general → device": "Seen gen→dev",
     "Unseen (s4–s6) % general → device": "Unseen gen→dev",
 }  # fmt: skip
-"""Shorter headers for the terminal, where width is scarce; files keep the full ones."""
+"""Shorter headers for the terminal, where width is scarce; files and ``--wide`` keep the full ones."""
+
+OPTIONAL_IN_TERMINAL = ("Int8 file (kB)", "95 % CI", "Paper label", "S4–S6 attenuation %", "Seen %", "Log loss",
+                        "Params", "Int8 params (kB)", "Seen (s1–s3) % general → device", "Real (a–c) % general → device",
+                        "Seeds", "MACs (M)", "Unseen (s4–s6) % general → device", "General %")  # fmt: skip
+"""Columns left out, in this order, while the terminal is too narrow for the table (each kind of
+board has its own: a board of device models has no "95 % CI", a plain one no "General %")."""
+
+LEFT = {"System", "Paper label", "DCASE limits", "Δ vs best, significant?", "Δ vs general, significant?"}
+"""Left-aligned columns (the gaps' short forms come padded, so that their points line up)."""
+GAP = 2
+"""Columns of the terminal table are two spaces apart (no vertical lines)."""
+SYSTEM_MIN = 12
+"""The narrowest the System column gets before the table gives up fitting."""
 
 
-OPTIONAL_IN_TERMINAL = ("Int8 file (kB)", "95 % CI", "Seen %", "Paper label",
-                        # a board of device models (--format md has every column)
-                        "Params", "Int8 params (kB)", "Log loss", "Seen (s1–s3) % general → device", "MACs (M)",
-                        "Unseen (s4–s6) % general → device", "Real (a–c) % general → device")  # fmt: skip
-"""Columns left out, in this order, while the terminal is too narrow for the whole table."""
+def short_verdict(row: pd.Series) -> str:
+    """The DCASE verdict in a few characters: ``pass``, ``pass*`` (once the external resources are
+    declared), ``FAIL mem,MACs,out`` (what is broken) or ``? MACs`` (a lower bound under the limit)."""
+    checks = (("mem", row["memory_ok"]), ("MACs", row["macs_ok"]), ("out", row.get("split_audio_only", True)))
+    broken = [name for name, ok in checks if not _missing(ok) and not ok]
+    if broken:
+        return "FAIL " + ",".join(broken)
+    unknown = [name for name, ok in checks if _missing(ok)]
+    if unknown:
+        return "? " + ",".join(unknown)
+    external = row.get("external_resources")
+    return "pass*" if isinstance(external, str) and external else "pass"
 
 
-def fit_columns(frame: pd.DataFrame, width: int | None) -> pd.DataFrame:
-    """Drop optional columns until each remaining one fits on one line within ``width``."""
-    def needed(f: pd.DataFrame) -> int:
-        return sum(max(len(TERMINAL_HEADERS.get(c, c)), *(len(str(v)) for v in f[c])) + 3 for c in f.columns)
+def short_gap(difference: object, significant: object, best: bool = False, partial: bool = False) -> str:
+    """A paired gap in points, ``*`` when its 95 % interval excludes 0 (a space otherwise, so the
+    points line up), ``†`` when it is paired over fewer seeds than the rows average: ``−1.2*``."""
+    if _missing(difference):
+        return DASH
+    if best:
+        return "best"
+    return f"{float(difference) * 100:+.1f}".replace("-", "−", 1) + ("*" if significant else " ") + ("†" if partial else "")
+
+
+def terminal_frame(board: Leaderboard) -> tuple[pd.DataFrame, list[str]]:
+    """The display frame with the verdict and the gap in their short forms and uniform seeds left
+    to the legend; and the legend lines that explain what the short forms stand for."""
+    frame = display_frame(board)
+    rows = [r for _, r in board.table.iterrows()]
+    frame["DCASE limits"] = [short_verdict(r) for r in rows]
+    if board.group.device_models:
+        column, gap = "Δ vs general, significant?", "Δ gen.: device-specific minus general, points"
+        frame[column] = [short_gap(r["delta_general"], r["delta_general_significant"]) for r in rows]
+    else:
+        column, gap = "Δ vs best, significant?", "Δ best: points behind the best"
+        frame[column] = [short_gap(r["delta_vs_best"], r["delta_significant"], i == 0, text.endswith(" only"))
+                         for i, (r, text) in enumerate(zip(rows, frame[column]))]  # fmt: skip
+    frame[column] = frame[column].str.rjust(frame[column].str.len().max())  # points line up, marks after them
+    gap += " (paired over the same test clips and seeds); * significant, 95 % interval excludes 0"
+    if frame[column].str.contains("†").any():
+        gap += "; † paired over fewer seeds than the rows average"
+    seeds = sorted(set(frame["Seeds"]))
+    if len(seeds) == 1:
+        frame = frame.drop(columns="Seeds")
+    spread = f"mean ± std over {seeds[0]} seed{'s' * (seeds[0] != '1')}" if len(seeds) == 1 else "mean ± std over n seeds"
+    marks = {mark for v in frame["DCASE limits"] for mark in (v.split(" ", 1)[1].split(",") if v.startswith("FAIL ") else [v.split(" ")[0]])}
+    outside = sorted({use for r in rows if isinstance(r.get("audio_outside_split"), str) for use in r["audio_outside_split"].split(", ")})
+    rules = f"mem ≤ {DCASE_MAX_PARAM_KB:g} kB int8 parameters, MACs ≤ {DCASE_MAX_MACS / 1e6:g} M per 1-s clip"
+    if not board.group.device_models or "out" in marks:
+        rules += ", out: the split's audio only" + (f" (used here: {', '.join(outside)})" if outside else "")
+    rules += "; FAIL names the limits broken" + ("; pass* passes once its external resources are declared" if "pass*" in marks else "")
+    rules += "; ? a MAC count that is a lower bound (uncounted operators)" if "?" in marks else ""
+    legend = [f"Accuracy: macro class-wise on test.csv, {spread}.", f"DCASE limits: {rules}.", gap + "."]
+    return frame, legend
+
+
+def fold_name(name: str, width: int) -> str:
+    """A system name over lines of at most ``width`` characters: a variant (``~no-qat``,
+    ``@pool-kd1``) starts a line of its own when it does not fit beside the name, and one longer
+    than a line breaks before a ``+`` or after a hyphen, never inside a word."""
+    lines = [""]
+    for part in re.split(r"(?=[~@])", name):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        for piece in re.split(r"(?<=-)|(?=\+)", part) if len(part) > width else [part]:
+            if lines[-1] and len(lines[-1]) + len(piece) > width:
+                lines.append("")
+            lines[-1] += piece
+    return "\n".join(lines)
+
+
+def _width(frame: pd.DataFrame, column: str) -> int:
+    return max(len(TERMINAL_HEADERS.get(column, column)), *(len(line) for v in frame[column] for line in str(v).split("\n")))
+
+
+def fit_columns(frame: pd.DataFrame, width: int) -> pd.DataFrame:
+    """Drop optional columns until the rest fit ``width`` with each system name folded at most to
+    its registered part (``hubert-mobilenetv2`` of ``hubert-mobilenetv2~no-qat``); then fold the
+    names into the width left. No number is ever cut: only names fold."""
+    if frame.empty:
+        return frame
+    base = max(len(re.split(r"[~@]", name)[0]) for name in frame["System"])
+
+    def others(f: pd.DataFrame) -> int:
+        return sum(_width(f, c) + GAP for c in f.columns if c != "System")
 
     for column in OPTIONAL_IN_TERMINAL:
-        if width is None or len(frame) == 0 or needed(frame) <= width:
+        if others(frame) + min(base, _width(frame, "System")) <= width:
             break
-        if column in frame.columns:  # each kind of board has its own optional columns
+        if column in frame.columns:
             frame = frame.drop(columns=column)
-    return frame
+    room = max(width - others(frame), SYSTEM_MIN)
+    return frame.assign(System=[fold_name(name, room) for name in frame["System"]])
 
 
 def rich_table(board: Leaderboard, width: int | None = None) -> Table:
-    """A terminal table; the title names the data set and fingerprint, failures are red.
+    """The terminal table; the title names the data set and fingerprint, failures are red.
 
-    Given the terminal ``width``, less important columns are left out rather than every cell
-    wrapped into an unreadable column of fragments (files always hold every column).
+    Given the terminal ``width``, the table fits it: short verdicts and gaps with a legend in the
+    caption, less important columns left out, long system names folded, rather than every cell
+    wrapped into a column of fragments. ``width=None`` (``--wide``) keeps every column, full texts
+    and the full rules note, at the table's natural width; files always hold every column.
     """
-    frame = display_frame(board)
-    frame["DCASE limits"] = frame["DCASE limits"].str.replace("audio outside the split (", "outside split (", regex=False)
-    frame = fit_columns(frame, width)
-    table = Table(title=board.title, caption=board_note(board), caption_justify="left", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
-    left = {"System", "Paper label", "Δ vs best, significant?", "DCASE limits", "Δ vs general, significant?"}
+    if width is None:
+        frame, caption, headers = display_frame(board), board_note(board), {}
+    else:
+        shown, legend = terminal_frame(board)
+        frame = fit_columns(shown, width)
+        hidden = [TERMINAL_HEADERS.get(c, c) for c in shown.columns if c not in frame.columns]
+        caption = "\n".join(legend + ([f"--wide shows every column ({', '.join(hidden)}) and the full texts."] if hidden else []))
+        headers = TERMINAL_HEADERS
+    table = Table(title=board.title, caption=caption, caption_justify="left", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, collapse_padding=True)  # fmt: skip
     for column in frame.columns:
-        table.add_column(TERMINAL_HEADERS.get(column, column), justify="left" if column in left else "right",
-                         no_wrap=column in ("System", "#"), overflow="fold")  # fmt: skip
+        table.add_column(headers.get(column, column), justify="left" if column in LEFT else "right", no_wrap=True,
+                         overflow="fold", min_width=_width(frame, column) if column == "System" else None)  # fmt: skip
+    verdict_at = list(frame.columns).index("DCASE limits")
     for _, row in frame.iterrows():
         cells = [Text(str(v)) for v in row]
-        verdict = cells[list(frame.columns).index("DCASE limits")]
+        verdict = cells[verdict_at]
         verdict.stylize("bold red" if str(verdict).startswith("FAIL") else "green")
-        if str(cells[-1]).endswith(" yes"):
+        if "*" in str(cells[-1]) or str(cells[-1]).endswith(" yes"):
             cells[-1].stylize("bold")
         table.add_row(*cells)
+    return table
+
+
+def rich_rank_table(title: str, frame: pd.DataFrame, width: int | None = None) -> Table:
+    """The DCASE rank-score table (:func:`rank_display`) for the terminal: headers without their
+    unit (the caption says it), system names folded into the ``width`` left, never cut."""
+    headers = {column: column.removesuffix(" %") for column in frame.columns}
+    if width is not None and not frame.empty:
+        room = width - sum(_width(frame.rename(columns=headers), headers[c]) + GAP for c in frame.columns if c != "System")
+        frame = frame.assign(System=[fold_name(name, max(room, SYSTEM_MIN)) for name in frame["System"]])
+    table = Table(title=f"DCASE rank score: {title}", title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, collapse_padding=True,
+                  caption="Accuracy % per split; rank score: their mean (— until every split has a record).")  # fmt: skip
+    for column in frame.columns:
+        table.add_column(headers[column], justify="left" if column == "System" else "right", no_wrap=True)
+    for row in frame.itertuples(index=False):
+        table.add_row(*map(str, row))
     return table
 
 
