@@ -89,8 +89,8 @@ def check_entry(
     mine, other_fingerprints = [], set()
     for record in records:
         g = GroupKey.of(record)
-        if g == group and wanted(record.key.system):
-            mine.append(record)
+        if g == group:
+            mine += [record] if wanted(record.key.system) else []
         elif (g.dataset, g.fraction, g.profile) == (group.dataset, group.fraction, group.profile):
             other_fingerprints.add(g.fingerprint)
     if other_fingerprints:
