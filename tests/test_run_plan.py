@@ -30,7 +30,7 @@ def test_the_plan_skips_what_is_recorded_and_estimates_the_rest(recorded_home: P
     assert recorded.skipped and recorded.seconds is None and recorded.reason == "recorded: skipped"
     assert not again.skipped and again.reason == "no record yet" and again.estimated_by == "records (1 on this machine)"
     assert again.seconds and again.seconds > 0 and again.stages == ("train", "evaluate", "int8")
-    assert not other.skipped and other.estimated_by.startswith("probe") and other.seconds and other.seconds > 0
+    assert not other.skipped and other.estimated_by == "probe (the student's training only)" and other.seconds and other.seconds > 0
     assert plan.seconds == pytest.approx(again.seconds + other.seconds)
     [cache] = plan.caches  # one frontend for both systems, built by the recorded run
     clips = len(list((tiny_synth_root / "audio").glob("*.wav")))
@@ -41,3 +41,24 @@ def test_the_plan_skips_what_is_recorded_and_estimates_the_rest(recorded_home: P
 def test_a_forced_run_is_planned_to_run(recorded_home: Path, tiny_synth_root: Path) -> None:
     [run] = plan_runs([RunRequest("cp-mobile", tiny_synth_root, 0.25, 0, profile="smoke", home=recorded_home, force=True)]).runs
     assert not run.skipped and run.reason == "--force"
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(recorded_home: Path, tiny_synth_root: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ascbench.cli.main import app
+
+    before = sorted(p for p in recorded_home.rglob("*") if p.is_file())
+    shown = CliRunner().invoke(app, ["run", "--models", "cp-mobile", "--seeds", "0,1", "--data", str(tiny_synth_root), "--profile", "smoke",
+                                     "--home", str(recorded_home), "--dry-run"])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert "recorded: skipped" in text and "no record yet" in text and "1 of 2 run(s) compute, about" in text
+    assert "cache features baseline-mel" in text and "present" in text
+    assert sorted(p for p in recorded_home.rglob("*") if p.is_file()) == before
+    fresh = tmp_path / "fresh"
+    new = CliRunner().invoke(app, ["run", "--models", "cp-mobile", "--data", "synth-tau22-tiny", "--profile", "smoke", "--home", str(fresh),
+                                   "--dry-run"])  # fmt: skip
+    assert new.exit_code == 0, new.output
+    assert "to be generated" in " ".join(new.output.split())
+    assert not list(fresh.rglob("*.wav")) and not list(fresh.rglob("*.csv"))  # nothing generated

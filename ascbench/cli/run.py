@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from ascbench.ablation import ABLATABLE
 from ascbench.cli.common import (
@@ -14,6 +15,8 @@ from ascbench.cli.common import (
     report_plugin_problems, resolve_data_root,
 )  # fmt: skip
 from ascbench.data.layout import FRACTION_SPLITS, parse_fraction
+from ascbench.data.resolve import pending_synthetic
+from ascbench.data.synth import default_synth_dir
 from ascbench.tasks import get_task
 
 EXECUTORS = ("local", "ray")
@@ -141,6 +144,7 @@ def run(
     gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", rich_help_panel=EXECUTION_PANEL, help="Ray: GPUs requested by each run.")] = 0.0,
     submissions: Annotated[Optional[Path], typer.Option("--submissions", rich_help_panel=TRAINING_PANEL, help=SUBMISSIONS_HELP)] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", rich_help_panel=OUTPUT_PANEL, help="No progress bars (logs, CI).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=EXECUTION_PANEL, help="Print the plan and stop: which runs are recorded (skipped) and why the others run, their stages, the caches and their size on disk, and a time estimate in seconds. Nothing is trained, written or generated.")] = False,
     home: OutputHome = None,
 ) -> None:
     """Train (or load) systems under one split and seeds, record each run, print their leaderboard.
@@ -182,9 +186,11 @@ def run(
         options = resolve_options(specs, settings, profile, fractions, registry)
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
-    data_root = resolve_data_root(data, home, progress=not no_progress)
+    pending = pending_synthetic(data, home) if dry_run else None
+    data_root = default_synth_dir(pending, 0, home) if pending else resolve_data_root(data, home, progress=not no_progress)
     try:
-        check_teachers(options, registry, data_root, fractions)
+        if not pending:
+            check_teachers(options, registry, data_root, fractions)
     except (ValueError, SystemLoadError) as error:
         fail(str(error))
 
@@ -204,6 +210,11 @@ def run(
         command=tuple(["ascbench", *sys.argv[1:]]),
         task=task,
     )
+    if dry_run:
+        from ascbench.runner.plan import plan_new_synthetic, plan_runs
+
+        print_plan(plan_new_synthetic(requests, registry, pending) if pending else plan_runs(requests, registry))
+        return
     try:
         outcomes = run_grid(
             requests,
@@ -227,6 +238,31 @@ def run(
     print_summary(outcomes, console, ResultsStore(home))
     if failed:
         raise typer.Exit(1)
+
+
+def print_plan(plan) -> None:
+    """The plan of ``run --dry-run``: a line per run, the caches, and the totals with how the time
+    was estimated (:mod:`ascbench.runner.plan`)."""
+    from rich.table import Table
+
+    console.print(f"[bold]Plan[/] (dry run: nothing is computed). Data: {escape(plan.data)}", highlight=False)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("run", "left"), ("status", "left"), ("train clips", "right"), ("est. s", "right")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for run in plan.runs:
+        table.add_row(escape(run.label), escape(run.reason), f"{run.train_clips:,}", "-" if run.seconds is None else f"{run.seconds:,.0f}")
+    console.print(table)
+    for run in plan.runs:
+        if not run.skipped:
+            console.print(f"  {escape(run.label)}: {' → '.join(run.stages)}; estimated by {escape(run.estimated_by)}", highlight=False)
+    for cache in plan.caches:
+        state = "present" if cache.exists else "to build"
+        console.print(f"cache {escape(cache.what)}: {cache.bytes / 1e6:,.0f} MB, {state} ({escape(str(cache.path))})", highlight=False)
+    computing = sum(not r.skipped for r in plan.runs)
+    console.print(f"[bold]{computing} of {len(plan.runs)} run(s) compute, about {plan.seconds:,.0f} s "
+                  f"({plan.seconds / 60:,.1f} min) on this machine; {plan.new_bytes / 1e6:,.0f} MB of new caches.[/]", highlight=False)  # fmt: skip
+    console.print("Estimates: from this machine's records of the system (seconds per training clip), else from a few "
+                  "optimizer steps timed here, which cover the student's training only.", highlight=False)  # fmt: skip
 
 
 def run_settings(

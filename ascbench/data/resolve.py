@@ -29,3 +29,19 @@ def resolve_data(
             f"or {SYNTH_NAME} / {SYNTH_NAME}-tiny|small|medium for the embedded synthetic set"
         )
     return path
+
+
+def pending_synthetic(data: str | Path | None, home: Path | str | None = None) -> str | None:
+    """The size of the embedded set ``data`` names when it is not generated yet (None otherwise):
+    what ``run --dry-run`` plans for without generating it."""
+    from ascbench.data.synth import SynthConfig, default_synth_dir, is_complete
+
+    name = SYNTH_NAME if data is None else str(data)
+    if name == SYNTH_NAME:
+        size = DEFAULT_SYNTH_SIZE
+    elif name.startswith(SYNTH_NAME + "-") and not Path(name).exists():
+        size = name[len(SYNTH_NAME) + 1 :]
+    else:
+        return None
+    config = SynthConfig.preset(size, 0)
+    return None if is_complete(default_synth_dir(size, 0, home), config) else size

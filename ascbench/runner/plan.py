@@ -28,12 +28,15 @@ from pathlib import Path
 import torch
 
 from ascbench.data.dataset import Dataset
+from ascbench.data.layout import SAMPLE_RATE
+from ascbench.data.synth import SynthConfig, default_synth_dir
+from ascbench.data.synth.plan import SPLIT_FRACTIONS, make_plan
 from ascbench.data.reader import load_dataset, load_split
 from ascbench.features.cache import STORAGE_DTYPE, cache_dir
 from ascbench.paths import resolve_home
-from ascbench.recipes.base import effective_config
+from ascbench.recipes.base import effective_config, options_type
 from ascbench.results.store import ResultsStore
-from ascbench.runner.execute import prepare_run, recorded_outcome
+from ascbench.runner.execute import prepare_run, recorded_outcome, system_recipe
 from ascbench.runner.request import RunRequest
 from ascbench.systems.registry import Registry, discover, model_input_shape
 from ascbench.systems.spec import SystemSpec
@@ -115,15 +118,26 @@ def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: 
     found = recorded_outcome(run, store, log=reasons.append)
     train_clips = len(load_split(dataset, request.fraction).train)
     stages = _stages(run.recipe, request, spec)
+    if get_task(request.task).device_models and not request.force and store.usable(run.key) is not None:
+        # its identity adds the general run's predictions, known only once that run is settled
+        return PlannedRun(request.label(), True, "recorded: skipped unless its general run changed", train_clips, stages, None, "")
     if found is not None and not get_task(request.task).device_models:
         return PlannedRun(request.label(), True, "recorded: skipped", train_clips, stages, None, "")
     reason = "--force" if request.force else (reasons[0].split(": ", 1)[-1] if reasons else "no record yet")
     per_clip, how = _recorded_seconds_per_clip(store, run.key.system, request.profile, dataset)
     if per_clip is not None:
-        device_stage = [s for s in stages if s.startswith("device fine-tuning")]
-        how += f"; not estimated: {device_stage[0]}" if device_stage else ""
+        how += " (without device fine-tuning)" if get_task(request.task).device_models else ""
         return PlannedRun(request.label(), False, reason, train_clips, stages, per_clip * train_clips, how)
-    config = effective_config(run.recipe, request.profile, run.options)
+    seconds, how = _probe_estimate(spec, request, train_clips, stages, probes)
+    return PlannedRun(request.label(), False, reason, train_clips, stages, seconds, how)
+
+
+def _probe_estimate(spec: SystemSpec, request: RunRequest, train_clips: int, stages: tuple[str, ...],
+                    probes: dict[str, float]) -> tuple[float, str]:  # fmt: skip
+    """The student's training time: the recipe's optimizer steps times a step timed here."""
+    recipe = system_recipe(spec)
+    options = request.options if request.options is not None else options_type(recipe)()
+    config = effective_config(recipe, request.profile, options)
     train = getattr(config, "train", config)
     batch = int(getattr(train, "batch_size", 64))
     sized = train.sized_for(train_clips) if hasattr(train, "sized_for") else train
@@ -132,9 +146,32 @@ def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: 
         steps = min(steps, int(sized.max_steps))
     if spec.name not in probes:
         probes[spec.name] = probe_step_seconds(spec, min(batch, PROBE_BATCH)) * batch / min(batch, PROBE_BATCH)
-    left_out = [s for s in stages if s != "train"]
-    how = "probe" + (f"; not estimated: {', '.join(left_out)}" if left_out else "")
-    return PlannedRun(request.label(), False, reason, train_clips, stages, steps * probes[spec.name], how)
+    return steps * probes[spec.name], "probe (the student's training only)"
+
+
+def plan_new_synthetic(requests: Sequence[RunRequest], registry: Registry, size: str, seed: int = 0) -> Plan:
+    """The plan when the embedded data set is still to be generated: its size comes from the
+    generator's plan (no audio is rendered), every run computes, and every estimate is a probe."""
+    config = SynthConfig.preset(size, seed)
+    synth = make_plan(config)
+    clips = len(synth.clips())
+    train_clips = {fraction: len(synth.splits[name]) for name, fraction in SPLIT_FRACTIONS.items()}
+    root = default_synth_dir(size, seed, requests[0].home if requests else None)
+    plan = Plan(data=f"synth-tau22-{size}, to be generated ({clips:,} clips) at {root}")
+    plan.caches.append(PlannedCache(f"data set synth-tau22-{size} (24-bit wav)", root, clips * SAMPLE_RATE * 3, False))
+    probes: dict[str, float] = {}
+    home = resolve_home(requests[0].home) if requests else None
+    for request in requests:
+        spec = registry.get(request.system)
+        key = spec.frontend.key()
+        if home is not None and not any(c.what == f"features {key}" for c in plan.caches):
+            size_bytes = clips * math.prod(spec.frontend.output_shape()) * STORAGE_DTYPE.itemsize
+            plan.caches.append(PlannedCache(f"features {key}", home / "features", size_bytes, False))
+        stages = _stages(system_recipe(spec), request, spec)
+        n = train_clips[request.fraction]
+        seconds, how = _probe_estimate(spec, request, n, stages, probes)
+        plan.runs.append(PlannedRun(request.label(), False, "no record yet (new data set)", n, stages, seconds, how))
+    return plan
 
 
 def _stages(recipe: object, request: RunRequest, spec: SystemSpec) -> tuple[str, ...]:
