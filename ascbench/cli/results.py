@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ascbench.cli.common import OUTPUT_PANEL, RECORDS_PANEL, HomeOption, console, err_console, examples, fail, home_option, print_wide
 from ascbench.tasks import DEFAULT_TASK, get_task
@@ -201,8 +202,8 @@ def check(
                           f"({len(report.compared)} systems compared with {escape(str(reference))})", highlight=False)  # fmt: skip
             continue
         failed = True
-        table = Table(title=f"Regressions: {report.group.title}", title_justify="left",
-                      caption=f"reference {reference}; current records in {store.root}", caption_justify="left")  # fmt: skip
+        table = Table(title=Text(f"Regressions: {report.group.title}"), title_justify="left",  # the [fingerprint] is no markup
+                      caption=Text(f"reference {reference}; current records in {store.root}"), caption_justify="left")  # fmt: skip
         for column in ("System", "What", "Reference", "Current"):
             table.add_column(column, justify="right" if column in ("Reference", "Current") else "left", overflow="fold")
         for f in report.regressions:

@@ -233,7 +233,7 @@ def terminal_frame(board: Leaderboard) -> tuple[pd.DataFrame, list[str]]:
     seeds = sorted(set(frame["Seeds"]))
     if len(seeds) == 1:
         frame = frame.drop(columns="Seeds")
-    spread = f"mean ± std over {seeds[0]} seed{'s' * (seeds[0] != '1')}" if len(seeds) == 1 else "mean ± std over n seeds"
+    spread = "one seed" if seeds == ["1"] else f"mean ± std over {seeds[0]} seeds" if len(seeds) == 1 else "mean ± std over n seeds"
     marks = {mark for v in frame["DCASE limits"] for mark in (v.split(" ", 1)[1].split(",") if v.startswith("FAIL ") else [v.split(" ")[0]])}
     outside = sorted({use for r in rows if isinstance(r.get("audio_outside_split"), str) for use in r["audio_outside_split"].split(", ")})
     rules = f"mem ≤ {DCASE_MAX_PARAM_KB:g} kB int8 parameters, MACs ≤ {DCASE_MAX_MACS / 1e6:g} M per 1-s clip"
@@ -298,9 +298,9 @@ def rich_table(board: Leaderboard, width: int | None = None) -> Table:
         shown, legend = terminal_frame(board)
         frame = fit_columns(shown, width)
         hidden = [TERMINAL_HEADERS.get(c, c) for c in shown.columns if c not in frame.columns]
-        caption = "\n".join(legend + ([f"--wide shows every column ({', '.join(hidden)}) and the full texts."] if hidden else []))
+        caption = "\n".join(legend + ([f"ascbench leaderboard --wide shows every column ({', '.join(hidden)}) and the full texts."] if hidden else []))
         headers = TERMINAL_HEADERS
-    table = Table(title=board.title, caption=caption, caption_justify="left", title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title=Text(board.title), caption=Text(caption), caption_justify="left", title_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False, collapse_padding=True)  # fmt: skip
     for column in frame.columns:
         table.add_column(headers.get(column, column), justify="left" if column in LEFT else "right", no_wrap=True,
@@ -323,7 +323,7 @@ def rich_rank_table(title: str, frame: pd.DataFrame, width: int | None = None) -
     if width is not None and not frame.empty:
         room = width - sum(_width(frame.rename(columns=headers), headers[c]) + GAP for c in frame.columns if c != "System")
         frame = frame.assign(System=[fold_name(name, max(room, SYSTEM_MIN)) for name in frame["System"]])
-    table = Table(title=f"DCASE rank score: {title}", title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title=Text(f"DCASE rank score: {title}"), title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False, collapse_padding=True,
                   caption="Accuracy % per split; rank score: their mean (— until every split has a record).")  # fmt: skip
     for column in frame.columns:
