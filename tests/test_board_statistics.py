@@ -62,3 +62,8 @@ def test_the_board_corrects_for_its_comparisons_and_names_the_top_group(tmp_path
     assert table.loc["weak", "rank_ci_low"] == table.loc["weak", "rank_ci_high"] == len(table)
     assert table.loc["best", "rank_ci_low"] == 1.0
     assert board.minimum_detectable_difference is not None and 0 < board.minimum_detectable_difference < 0.5
+    from ascbench.leaderboard.render import display_frame
+
+    shown = display_frame(board).set_index("System")["Rank 95 %"]
+    assert shown["weak"] == str(len(table)) and shown["best"].startswith("1")
+    assert any(note.startswith("Tied with the best") and "best" in note and "points" in note for note in board.notes)

@@ -291,6 +291,11 @@ def _compare_with_best(board: Leaderboard, store: ResultsStore, n_resamples: int
             board.notes.append(f"no rank intervals ({error})")
     seeds = int(table["seeds"].min())
     board.minimum_detectable_difference = minimum_detectable_difference(intervals, list(table["accuracy_std"]), seeds)
+    tied = [s for s, value in columns["tied_with_best"].items() if value]
+    if len(adjusted) > 0:
+        mdd = board.minimum_detectable_difference
+        board.notes.append(f"Tied with the best (no Holm-corrected significant gap over {len(adjusted)} comparisons): {', '.join(tied)}. "
+                           + (f"Smallest gap these clips and seeds detect (80 % power, 5 %): {mdd * 100:.1f} points." if mdd else ""))  # fmt: skip
     for name, values in columns.items():
         dtype = object if name in ("delta_significant", "delta_seeds", "tied_with_best") else float
         table[name] = pd.Series([values.get(s) for s in table.index], index=table.index, dtype=dtype)

@@ -24,7 +24,8 @@ DCASE_NOTE = (
     "checkpoint or teacher logits file passes if declared; an ensemble teacher of runs trained on the split passes; "
     "a teacher pre-trained here on the split's unlabeled pool, and --pool-kd, use development audio outside the split). Accuracy: macro class-wise accuracy on test.csv, mean ± std over seeds; 95 % CI: "
     "test-clip bootstrap, averaged over seeds. Δ vs best: paired bootstrap over the same test clips "
-    "and seeds (significant = 95 % interval excludes 0)."
+    "and seeds (significant = Holm-corrected p < 0.05 over the board's comparisons). Rank 95 %: the rank's "
+    "interval over resampled test clips and seeds."
 )
 
 
@@ -150,8 +151,17 @@ def display_frame(board: Leaderboard) -> pd.DataFrame:
             "DCASE limits": dcase_verdict(r),
             "Seeds": str(r["seeds"]),
             "Δ vs best, significant?": delta_text(r, rank == 1, int(board.table["seeds"].iloc[0])),
+            "Rank 95 %": rank_interval(r),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def rank_interval(row: pd.Series) -> str:
+    """``2–5``: the row's 95 % rank interval (``1`` when it never moves); a dash without one."""
+    low, high = row.get("rank_ci_low"), row.get("rank_ci_high")
+    if _missing(low) or _missing(high):
+        return DASH
+    return f"{low:.0f}" if low == high else f"{low:.0f}–{high:.0f}"
 
 
 def rank_display(table: pd.DataFrame) -> pd.DataFrame:
@@ -175,7 +185,7 @@ TERMINAL_HEADERS = {
 }  # fmt: skip
 """Shorter headers for the terminal, where width is scarce; files and ``--wide`` keep the full ones."""
 
-OPTIONAL_IN_TERMINAL = ("Int8 file (kB)", "95 % CI", "Paper label", "S4–S6 attenuation %", "Seen %", "Log loss",
+OPTIONAL_IN_TERMINAL = ("Rank 95 %", "Int8 file (kB)", "95 % CI", "Paper label", "S4–S6 attenuation %", "Seen %", "Log loss",
                         "Params", "Int8 params (kB)", "Seen (s1–s3) % general → device", "Real (a–c) % general → device",
                         "Seeds", "MACs (M)", "Unseen (s4–s6) % general → device", "General %")  # fmt: skip
 """Columns left out, in this order, while the terminal is too narrow for the table (each kind of
@@ -227,7 +237,7 @@ def terminal_frame(board: Leaderboard) -> tuple[pd.DataFrame, list[str]]:
         frame[column] = [short_gap(r["delta_vs_best"], r["delta_significant"], i == 0, text.endswith(" only"))
                          for i, (r, text) in enumerate(zip(rows, frame[column]))]  # fmt: skip
     frame[column] = frame[column].str.rjust(frame[column].str.len().max())  # points line up, marks after them
-    gap += " (paired over the same test clips and seeds); * significant, 95 % interval excludes 0"
+    gap += " (paired over the same test clips and seeds); * significant after Holm's correction over the board"
     if frame[column].str.contains("†").any():
         gap += "; † paired over fewer seeds than the rows average"
     seeds = sorted(set(frame["Seeds"]))
