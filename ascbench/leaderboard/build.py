@@ -294,7 +294,7 @@ def _compare_with_best(board: Leaderboard, store: ResultsStore, n_resamples: int
     tied = [s for s, value in columns["tied_with_best"].items() if value]
     if len(adjusted) > 0:
         mdd = board.minimum_detectable_difference
-        board.notes.append(f"Tied with the best (no Holm-corrected significant gap over {len(adjusted)} comparison{"s" if len(adjusted) != 1 else ""}): {', '.join(tied)}. "
+        board.notes.append(f"Tied with the best (no Holm-corrected significant gap over {len(adjusted)} comparison{'s' if len(adjusted) != 1 else ''}): {', '.join(tied)}. "
                            + (f"Smallest gap these clips and seeds detect (80 % power, 5 %): {mdd * 100:.1f} points." if mdd else ""))  # fmt: skip
     for name, values in columns.items():
         dtype = object if name in ("delta_significant", "delta_seeds", "tied_with_best") else float
