@@ -13,6 +13,18 @@ from pathlib import Path
 
 import pytest
 
+NOTHING_BUT_TORCH = """
+import importlib
+for name in ("ascbench", "baselines", "numpy", "soundfile", "torchcodec"):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        continue
+    raise SystemExit(f"{name} is importable in the fresh environment")
+"""
+"""Script lines that stop a script run in the fresh environment if anything but torch and
+torchaudio (and what they need) could be imported there: the package must not lean on them."""
+
 
 def _installed_entries(names: list[str]) -> list[Path]:
     """The site-packages entries (packages, modules, .pth files, dist-info folders) of the named
