@@ -23,3 +23,38 @@ def test_a_bar_shows_its_description_count_and_status_and_a_disabled_one_prints_
         bar.advance(4, status="x")
         bar.describe("y")
     assert quiet.getvalue() == ""
+
+
+def test_inside_the_grid_display_each_stage_is_a_labelled_line_of_it_and_goes_when_done() -> None:
+    from ascbench.progress import labelled, live_console, live_display
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, color_system=None)
+    with live_display(True, console) as live:
+        assert live is not None and live_console() is console
+        runs = live.add_task("runs", total=2, status="")
+        with labelled("cp-mobile"), progress_bar(True, "epochs 1/3", 30) as bar:
+            [stage] = [t for t in live.tasks if t.id != runs]
+            assert stage.description == "cp-mobile · epochs 1/3"
+            bar.describe("epochs 2/3")
+            assert stage.description == "cp-mobile · epochs 2/3"
+            console.print("epoch 1/3: loss 1.2")  # a log line, printed above the bars
+        assert [t.id for t in live.tasks] == [runs]  # the stage's line is gone
+    assert "epoch 1/3: loss 1.2" in out.getvalue()
+    piped = Console(file=io.StringIO())  # not a terminal: no live region, plain lines only
+    with live_display(True, piped) as live:
+        assert live is None and live_console() is None
+
+
+def test_a_finished_run_gets_one_result_line(tiny_synth_root, tmp_path) -> None:
+    from ascbench.runner.local import run_local
+    from ascbench.runner.request import RunRequest
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=200, color_system=None)
+    request = RunRequest("cp-mobile", tiny_synth_root, 0.25, 0, profile="smoke", home=tmp_path / "home")
+    [outcome] = run_local([request], progress=True, console=console)
+    text = out.getvalue()
+    assert outcome.record is not None
+    assert f"done cp-mobile split25 seed0: accuracy {outcome.record.metrics.accuracy * 100:.1f} %" in text
+    assert "runs" in text and "1/1" in text

@@ -29,12 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ascbench.data.dataset import Dataset
 from ascbench.data.layout import META_FILE
 from ascbench.paths import resolve_home
+from ascbench.progress import progress_bar
 
 DIGEST_CHARS = 16
 INDEX_DIR = "index"
@@ -159,21 +158,12 @@ def _hash_files(root: Path, names: list[str], progress: bool) -> dict[str, str]:
         return {}
     workers = min(8, 2 * (os.cpu_count() or 1))
     shown = progress and len(names) >= PROGRESS_MIN_FILES
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     hashes: dict[str, str] = {}
-    with Progress(*columns, console=Console(stderr=True), disable=not shown) as bar:
-        task = bar.add_task(f"hashing the audio of {root}", total=len(names))
+    with progress_bar(shown, f"hashing the audio of {root.name}", len(names)) as bar:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ascbench-hash") as pool:
             for name, value in zip(names, pool.map(lambda name: _file_sha256(root / name), names)):
                 hashes[name] = value
-                bar.advance(task)
+                bar.advance(status="files")
     return hashes
 
 

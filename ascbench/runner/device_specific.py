@@ -29,6 +29,7 @@ from ascbench.evaluation.bootstrap import paired_bootstrap
 from ascbench.evaluation.metrics import evaluate, group_accuracies
 from ascbench.evaluation.predictions import ClipPredictions
 from ascbench.features.cache import load_features
+from ascbench.progress import progress_bar
 from ascbench.recipes.base import RecipeResult
 from ascbench.recipes.device_finetune import fine_tune_config, fine_tune_devices
 from ascbench.results.provenance import clock, collect
@@ -155,20 +156,22 @@ def _fine_tune_and_measure(run, config: DeviceRunConfig, general_record: Record,
         artifacts: dict[str, str] = {}
         figures: dict[str, dict[str, object]] = {}
         complexities = []
-        for name, model in models.items():
-            folder = out_dir if name == GENERAL else out_dir / f"device-{name}"
-            suffix = "" if name == GENERAL else f"@{name}"
-            result = RecipeResult(model=model)
-            if name == GENERAL:  # measured by its own run: its figures, and a copy of its int8 file
-                complexity, files = general_record.complexity, _copy_int8(general_record, home, folder)
-            else:
-                complexity, files = measure_deployable(spec, model, result, features, split, folder, home, predictions[name])
-            path = save_trained_model(model, spec, folder / "model.pt", meta={"run": run.key.slug(), "device_model": name})
-            artifacts[f"model{suffix}"] = str(path.relative_to(home))
-            if "int8" in files:
-                artifacts[f"int8{suffix}"] = files["int8"]
-            complexities.append(complexity)
-            figures[name] = {**dataclasses.asdict(complexity), **({"int8_error": result.notes["int8_error"]} if "int8_error" in result.notes else {})}
+        with progress_bar(progress, "device models int8", total=len(models)) as stage:
+            for name, model in models.items():
+                folder = out_dir if name == GENERAL else out_dir / f"device-{name}"
+                suffix = "" if name == GENERAL else f"@{name}"
+                result = RecipeResult(model=model)
+                if name == GENERAL:  # measured by its own run: its figures, and a copy of its int8 file
+                    complexity, files = general_record.complexity, _copy_int8(general_record, home, folder)
+                else:
+                    complexity, files = measure_deployable(spec, model, result, features, split, folder, home, predictions[name])
+                path = save_trained_model(model, spec, folder / "model.pt", meta={"run": run.key.slug(), "device_model": name})
+                artifacts[f"model{suffix}"] = str(path.relative_to(home))
+                if "int8" in files:
+                    artifacts[f"int8{suffix}"] = files["int8"]
+                complexities.append(complexity)
+                stage.advance(status=name)
+                figures[name] = {**dataclasses.asdict(complexity), **({"int8_error": result.notes["int8_error"]} if "int8_error" in result.notes else {})}
         timings["complexity_s"] = time.perf_counter() - started
     timings["total_s"] = run_clock.elapsed_s or 0.0
 

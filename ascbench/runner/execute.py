@@ -31,6 +31,7 @@ from ascbench.evaluation.quantize import int8_agreement, quantize_int8
 from ascbench.features.cache import CachedFeatures, load_features
 from ascbench.locking import exclusive
 from ascbench.paths import checkpoints_dir, resolve_home
+from ascbench.progress import progress_bar
 from ascbench.recipes.base import Recipe, RecipeContext, RecipeResult, effective_config, options_type
 from ascbench.recipes.options import RunOptions
 from ascbench.recipes.supervised import SupervisedRecipe
@@ -307,17 +308,20 @@ def _train_and_measure(
             timings.update(result.stage_seconds)
         model = result.model.to("cpu").eval()
 
-        started = time.perf_counter()
-        if len(model_input_shape(spec)) == 4:
-            # channels-last: 2-7x faster convolutions (depthwise above all) on x86 CPUs, same outputs
-            model = model.to(memory_format=torch.channels_last)
-        predictions = predict_test(model, features, split, device)
-        metrics = evaluate(predictions)
-        timings["eval_s"] = time.perf_counter() - started
+        with progress_bar(progress, "eval + int8", total=2) as stage:  # 10-40 s with nothing else to show
+            started = time.perf_counter()
+            if len(model_input_shape(spec)) == 4:
+                # channels-last: 2-7x faster convolutions (depthwise above all) on x86 CPUs, same outputs
+                model = model.to(memory_format=torch.channels_last)
+            predictions = predict_test(model, features, split, device)
+            metrics = evaluate(predictions)
+            timings["eval_s"] = time.perf_counter() - started
+            stage.advance(status="evaluated")
 
-        started = time.perf_counter()
-        complexity, artifacts = measure_deployable(spec, model, result, features, split, out_dir, home, predictions)
-        timings["complexity_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            complexity, artifacts = measure_deployable(spec, model, result, features, split, out_dir, home, predictions)
+            timings["complexity_s"] = time.perf_counter() - started
+            stage.advance(status="int8 done")
 
         model_path = save_trained_model(model, spec, out_dir / "model.pt", meta={"run": run.key.slug()})
         artifacts["model"] = str(model_path.relative_to(home))

@@ -1,4 +1,5 @@
-"""Run a grid of requests one after another in this process, with an overall progress bar.
+"""Run a grid of requests one after another in this process, in one live display: the runs bar
+with its ETA and, under it, the current run's stage bars.
 
 A failing system does not stop the others (its error is reported at the end); Ctrl-C stops
 the grid, keeps every finished record and the interrupted run's checkpoints, so the same command
@@ -15,8 +16,8 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ascbench.progress import labelled, live_display
 from ascbench.runner.execute import execute_run
 from ascbench.runner.request import RunOutcome, RunRequest
 from ascbench.systems.registry import PLUGIN_ERRORS, Registry, SystemLoadError, describe_error, discover
@@ -52,26 +53,34 @@ def run_local(
     console = console or Console()
     registry = registry if registry is not None else discover(requests[0].submissions if requests else None)
     outcomes: list[RunOutcome] = []
-    with Progress(
-        TextColumn("[bold]runs[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("", total=len(requests))
+    with live_display(progress, console) as live:
+        task = live.add_task("runs", total=len(requests), status="") if live is not None else None
         for request in requests:
-            bar.update(task, description=request.label())
+            if live is not None:
+                live.update(task, description=f"[bold]runs[/] · {escape(request.label())}")
             try:
-                outcome = execute_run(request, registry=registry, progress=progress, log=console.print)
+                with labelled(request.system):  # the runs line names the split and seed
+                    outcome = execute_run(request, registry=registry, progress=progress, log=console.print)
             except RECOVERABLE as error:
                 outcome = RunOutcome(request, None, None, error=run_error(error))
                 console.print(f"[red]run {escape(request.label())} failed:[/] {escape(outcome.error)}", highlight=False)
             if outcome.skipped:
                 console.print(f"[dim]{escape(request.label())}: complete record found, skipped (--force reruns)[/]")
+            elif outcome.record is not None:
+                console.print(result_line(outcome), highlight=False)
             outcomes.append(outcome)
-            bar.advance(task)
+            if live is not None:
+                live.advance(task)
+        if live is not None:
+            live.update(task, description="[bold]runs[/]")
     return outcomes
+
+
+def result_line(outcome: RunOutcome) -> str:
+    """One line per finished run: what a user scanning the log wants first."""
+    record = outcome.record
+    metrics = record.metrics
+    unseen = "" if metrics.unseen_accuracy is None else f", unseen {metrics.unseen_accuracy * 100:.1f} %"
+    wall = record.timings.get("total_s")
+    took = "" if wall is None else f", {wall:,.0f} s"
+    return f"[green]done[/] {escape(outcome.request.label())}: accuracy {metrics.accuracy * 100:.1f} %{unseen}{took}"
