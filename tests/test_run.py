@@ -188,3 +188,35 @@ def test_a_budget_naming_no_train_config_field_fails_at_registration() -> None:
         SupervisedRecipe({"fast": {"epochs": 6}})
     assert SupervisedRecipe({"quick": {"epochs": 6}}).config("quick").epochs == 6
     assert SupervisedRecipe({"quick": {"epochs": 6}}).config("dcase").epochs == 150
+
+
+def test_later_run_options_leave_older_records_current_until_set() -> None:
+    """warmup_steps and amp came after records existed: unset, a run's identity is what it was
+    before they existed; set, they change the identity, the trained config and the run's name."""
+    import dataclasses as dc
+
+    from ascbench.recipes.options import RunOptions
+    from ascbench.recipes.supervised import SupervisedRecipe
+    from ascbench.runner.execute import RunConfig
+    from ascbench.runner.identity import config_digest
+
+    @dc.dataclass(frozen=True)
+    class RunOptionsBefore:  # the options as records made before the two fields hold them
+        teacher: str | None = None
+        ablate: tuple[str, ...] = ()
+        epochs: int | None = None
+
+    recipe = SupervisedRecipe()
+
+    def config(options) -> RunConfig:
+        return RunConfig("cp-mobile", "synth", "f" * 16, 0.25, 0, "dcase", "supervised",
+                         recipe.config_for("dcase", RunOptions()), options, None, None)  # fmt: skip
+
+    assert config_digest(config(RunOptions())) == config_digest(config(RunOptionsBefore()))
+    shorter = RunOptions(warmup_steps=60)
+    assert config_digest(config(shorter)) != config_digest(config(RunOptions()))
+    assert recipe.config_for("dcase", shorter).warmup_steps == 60 and recipe.config_for("dcase", RunOptions()).warmup_steps == 2000
+    assert recipe.config_for("dcase", RunOptions(amp="bf16")).amp == "bf16" and recipe.config_for("dcase", RunOptions()).amp == "off"
+    assert RunOptions(warmup_steps=60, amp="bf16").label() == "@warmup60@amp-bf16"
+    with pytest.raises(ValueError, match="amp=fp8: expected one of auto, off, bf16, fp16"):
+        RunOptions(amp="fp8")

@@ -53,7 +53,7 @@ from ascbench.distill.qat import attach_fake_quant, detach_fake_quant, has_fake_
 from ascbench.distill.routing import Routing, route
 from ascbench.features.cache import CachedFeatures
 from ascbench.distill.sources import SELF_SUPERVISED, parse_teacher
-from ascbench.recipes.base import RecipeContext, RecipeResult, with_epochs
+from ascbench.recipes.base import RecipeContext, RecipeResult, with_run_options
 from ascbench.recipes.options import SOURCE_SEPARATOR, RunOptions
 from ascbench.recipes.supervised import training_data, training_notes
 from ascbench.distill.teacher_recipe import TeacherConfig, TeacherStage, prepare_teacher
@@ -184,7 +184,7 @@ class DistillRecipe:
         config = self.config(profile)
         distill = config.distill.ablated(options.ablated)
         train = dataclasses.replace(
-            with_epochs(config.train, options.epochs),
+            with_run_options(config.train, options),
             fms_p=config.train.fms_p if distill.fms else 0.0,
             adir_p=config.train.adir_p if distill.adir else 0.0,
         )

@@ -133,6 +133,13 @@ def effective_config(recipe: object, profile: str, options: RunOptions) -> objec
     return config_for(profile, options) if config_for is not None else recipe.config(profile)  # type: ignore[attr-defined]
 
 
+def with_run_options(config: TrainConfig, options: RunOptions) -> TrainConfig:
+    """``config`` as ``options`` change it: the epochs, the warm-up and the precision a user set."""
+    config = with_epochs(config, options.epochs)
+    changes = {name: getattr(options, name) for name in ("warmup_steps", "amp") if getattr(options, name, None) is not None}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
     """``config`` trained for exactly ``epochs`` (the ``epochs`` run option): the step floor and
     any step cap off, so that runs compared at equal optimizer steps really take them."""

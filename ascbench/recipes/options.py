@@ -33,6 +33,10 @@ from ascbench.ablation import ABLATABLE
 if TYPE_CHECKING:
     from ascbench.distill.sources import TeacherSource
 
+UNSET_LEAVES_IDENTITY = "unset_leaves_identity"
+"""Metadata of options added after records existed: while unset (None) they are left out of a
+run's identity, so the records made before them stay current (:func:`identity_options`)."""
+
 ABLATION_SEPARATOR = "~no-"
 SOURCE_SEPARATOR = "@"
 
@@ -62,6 +66,10 @@ class RunOptions:
         f"Components switched off, from {', '.join(ABLATABLE)}")})
     epochs: int | None = field(default=None, metadata={"label": lambda value: f"{SOURCE_SEPARATOR}epochs{value}", "help": (
         "Train exactly this many epochs (the profile's step floor and cap off): equal-step controls; none: the profile's")})
+    warmup_steps: int | None = field(default=None, metadata={"label": lambda value: f"{SOURCE_SEPARATOR}warmup{value}", UNSET_LEAVES_IDENTITY: True, "help": (
+        "Linear warm-up steps of the schedule; none: the profile's (dcase: 2,000, about 10 % of TAU split25's steps, far more on a small split)")})
+    amp: str | None = field(default=None, metadata={"label": lambda value: f"{SOURCE_SEPARATOR}amp-{value}", UNSET_LEAVES_IDENTITY: True, "help": (
+        "Mixed precision of training: off (fp32), bf16, fp16 or auto (autocast on CUDA); none: the profile's (dcase: fp32, as the official code)")})
 
     def __post_init__(self) -> None:
         ablate = tuple(sorted(set(self.ablate)))
@@ -71,6 +79,13 @@ class RunOptions:
         object.__setattr__(self, "ablate", ablate)
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs={self.epochs}: expected a positive number of epochs")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps={self.warmup_steps}: expected 0 or more steps")
+        if self.amp is not None:
+            from ascbench.training.config import AmpMode
+
+            if self.amp not in typing.get_args(AmpMode):
+                raise ValueError(f"amp={self.amp}: expected one of {', '.join(typing.get_args(AmpMode))}")
         if self.teacher is not None:
             from ascbench.distill.sources import parse_teacher
 
@@ -109,6 +124,12 @@ class RunOptions:
         run's record is keyed by."""
         text = json.dumps([type(self).__qualname__, self.to_dict()], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def identity_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's options as its identity holds them: without the later options that are unset."""
+    later = {f.name for f in dataclasses.fields(RunOptions) if f.metadata.get(UNSET_LEAVES_IDENTITY)}
+    return {k: v for k, v in options.items() if not (k in later and v is None)}
 
 
 def _text(value: object) -> str:

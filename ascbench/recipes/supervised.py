@@ -10,7 +10,7 @@ import dataclasses
 from torch import nn
 
 from ascbench.features.frontends import RawWaveform
-from ascbench.recipes.base import RecipeContext, RecipeResult, with_epochs
+from ascbench.recipes.base import RecipeContext, RecipeResult, with_run_options
 from ascbench.recipes.options import RunOptions
 from ascbench.training import TrainConfig, TrainingData, TrainResult, get_profile, train
 from ascbench.training.loop import WARMUP_SHARE_LIMIT, warmup_share, warmup_warning
@@ -88,7 +88,7 @@ class SupervisedRecipe:
     def config_for(self, profile: str, options: RunOptions = RunOptions()) -> object:
         """The configuration a run really trains with: the profile's, minus what is ablated, and
         with a teacher the logit-KD recipe around it."""
-        config = with_epochs(ablated(self.config(profile), options.ablated), options.epochs)
+        config = with_run_options(ablated(self.config(profile), options.ablated), options)
         if options.teacher is None:
             return config
         from ascbench.distill.recipe import logit_kd_config

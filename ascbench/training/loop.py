@@ -102,9 +102,11 @@ def warmup_warning(warmup_steps: int, total_steps: int) -> str:
     share = warmup_share(warmup_steps, total_steps)
     if share >= 1.0:
         return (f"WARNING: warm-up ({warmup_steps} steps) covers all {total_steps} steps: the LR reaches "
-                f"{total_steps / max(1, warmup_steps):.0%} of its peak and never decays")  # fmt: skip
+                f"{total_steps / max(1, warmup_steps):.0%} of its peak and never decays "
+                f"(--set warmup_steps={max(1, round(0.1 * total_steps))} gives 10 %)")  # fmt: skip
     return (f"WARNING: warm-up ({warmup_steps} steps) is {share:.0%} of this run's {total_steps} steps, not the ~10 % "
-            "the official recipe has on TAU split25: this split is too small for the profile's warm-up")  # fmt: skip
+            "the official recipe has on TAU split25: this split is too small for the profile's warm-up "
+            f"(--set warmup_steps={max(1, round(0.1 * total_steps))} gives 10 %)")  # fmt: skip
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
