@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +225,25 @@ def test_adir_on_features_needs_devices_and_waveform_mode_needs_a_cache(tmp_path
         pipeline.train_inputs(np.arange(2), None, np.random.default_rng(0))
     with pytest.raises(ValueError, match="RawWaveform"):
         InputPipeline(feats, TrainConfig(adir_p=0.5, adir_domain="waveform"), torch.device("cpu"))
+
+
+def test_the_waveform_roll_shifts_whole_samples_and_recomputes_the_mel(tmp_path: Path) -> None:
+    """roll_domain "waveform": the batch's mel is the frontend's mel of the rolled waveform, so a
+    shift need not be a whole frame (500 samples), unlike the frame roll of the cached mel."""
+    from ascbench.training.augment import roll_by
+
+    feats, waves = tiny_caches(tmp_path)
+    config = TrainConfig(roll_s=0.1, roll_domain="waveform", fms_p=0.0, freq_mask=0)
+    pipeline = InputPipeline(feats, config, torch.device("cpu"), waves)
+    rows = np.arange(6)
+    out = pipeline.train_inputs(rows, None, np.random.default_rng(3))
+    shifts = np.random.default_rng(3).integers(-3200, 3201, size=6)  # the draws the pipeline made
+    expected = BaselineMel().compute(roll_by(torch.from_numpy(waves.array[rows]), torch.from_numpy(shifts), 1), SR)
+    torch.testing.assert_close(out[:, 0], expected.float(), rtol=1e-5, atol=1e-5)
+    assert any(s % 500 for s in shifts)  # sub-frame shifts: not any frame roll of the cached mel
+    unrolled = pipeline.inputs(rows)
+    assert not torch.allclose(out, unrolled)
+    still = InputPipeline(feats, dataclasses.replace(config, roll_s=0.5 / SR), torch.device("cpu"), waves)  # shifts round to 0
+    torch.testing.assert_close(still.train_inputs(rows, None, np.random.default_rng(0)), unrolled, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="rolls cached waveforms"):
+        InputPipeline(feats, config, torch.device("cpu"))

@@ -137,6 +137,8 @@ def with_run_options(config: TrainConfig, options: RunOptions) -> TrainConfig:
     """``config`` as ``options`` change it: the epochs, the warm-up and the precision a user set."""
     config = with_epochs(config, options.epochs)
     changes = {name: getattr(options, name) for name in ("warmup_steps", "amp") if getattr(options, name, None) is not None}
+    if getattr(options, "roll", None) is not None:
+        changes["roll_domain"] = options.roll
     return dataclasses.replace(config, **changes) if changes else config
 
 

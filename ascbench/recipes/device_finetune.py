@@ -44,7 +44,7 @@ FINE_TUNE_PROFILES: dict[str, TrainConfig] = {
         fms_p=0.0,
     ),
     "dcase": TrainConfig(epochs=50, batch_size=256, lr=5e-4, weight_decay=1e-4, warmup_steps=200, fms_p=0.0, roll_s=0.1, freq_mask=48,
-                         amp="off"),  # fp32, as the official fine-tuning runs
+                         amp="off", roll_domain="waveform"),  # fp32 and a waveform roll, as the official fine-tuning runs
 }
 """Step 2's training per profile. ``quick`` keeps the ratios of the official recipe to its step 1:
 a third of the general model's epochs and of its step floor (7 epochs, at least 84 steps), a

@@ -29,13 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ascbench.ablation import ABLATABLE
+from ascbench.results.provenance import UNSET_LEAVES_IDENTITY
 
 if TYPE_CHECKING:
     from ascbench.distill.sources import TeacherSource
-
-UNSET_LEAVES_IDENTITY = "unset_leaves_identity"
-"""Metadata of options added after records existed: while unset (None) they are left out of a
-run's identity, so the records made before them stay current (:func:`identity_options`)."""
 
 ABLATION_SEPARATOR = "~no-"
 SOURCE_SEPARATOR = "@"
@@ -70,6 +67,9 @@ class RunOptions:
         "Linear warm-up steps of the schedule; none: the profile's (dcase: 2,000, about 10 % of TAU split25's steps, far more on a small split)")})
     amp: str | None = field(default=None, metadata={"label": lambda value: f"{SOURCE_SEPARATOR}amp-{value}", UNSET_LEAVES_IDENTITY: True, "help": (
         "Mixed precision of training: off (fp32), bf16, fp16 or auto (autocast on CUDA); none: the profile's (dcase: fp32, as the official code)")})
+    roll: str | None = field(default=None, metadata={"label": lambda value: f"{SOURCE_SEPARATOR}roll-{value}", UNSET_LEAVES_IDENTITY: True, "help": (
+        "Time roll: waveform (whole samples of the cached 32 kHz waveform, mel recomputed, as the official code) or frames (the cached "
+        "log-mel by whole frames, faster); none: the profile's (dcase: waveform)")})
 
     def __post_init__(self) -> None:
         ablate = tuple(sorted(set(self.ablate)))
@@ -81,6 +81,8 @@ class RunOptions:
             raise ValueError(f"epochs={self.epochs}: expected a positive number of epochs")
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise ValueError(f"warmup_steps={self.warmup_steps}: expected 0 or more steps")
+        if self.roll not in (None, "frames", "waveform"):
+            raise ValueError(f"roll={self.roll}: expected frames or waveform")
         if self.amp is not None:
             from ascbench.training.config import AmpMode
 
@@ -124,12 +126,6 @@ class RunOptions:
         run's record is keyed by."""
         text = json.dumps([type(self).__qualname__, self.to_dict()], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def identity_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's options as its identity holds them: without the later options that are unset."""
-    later = {f.name for f in dataclasses.fields(RunOptions) if f.metadata.get(UNSET_LEAVES_IDENTITY)}
-    return {k: v for k, v in options.items() if not (k in later and v is None)}
 
 
 def _text(value: object) -> str:

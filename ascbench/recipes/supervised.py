@@ -30,9 +30,11 @@ def ablated(config: TrainConfig, ablate: frozenset[str]) -> TrainConfig:
 
 
 def training_data(ctx: RecipeContext, config: TrainConfig) -> TrainingData:
-    """The split's labelled clips from the cache, with waveforms only when ADIR needs them."""
+    """The split's labelled clips from the cache, with waveforms only when ADIR or a waveform roll
+    needs them."""
     spectrogram = len(ctx.spec.frontend.output_shape()) > 1
-    waveforms = ctx.features_for(RawWaveform(ADIR_WAVEFORM_RATE)) if config.adir_p > 0 and spectrogram else None
+    needs_waves = config.adir_p > 0 or (config.roll_domain == "waveform" and config.roll_s > 0)
+    waveforms = ctx.features_for(RawWaveform(ADIR_WAVEFORM_RATE)) if needs_waves and spectrogram else None
     return TrainingData(
         features=ctx.features,
         rows=ctx.train_rows(),

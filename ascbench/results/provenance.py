@@ -55,11 +55,32 @@ def collect(config: object | None, command: list[str] | None = None) -> dict[str
     }
 
 
+UNSET_LEAVES_IDENTITY = "unset_leaves_identity"
+"""Field metadata of a config or options field added after records existed: while it holds its
+default it is left out of the config's dict (and so of every hash and identity made from it), so
+the records made before it existed stay current."""
+
+
 def config_to_dict(config: object) -> dict[str, Any]:
-    """A config dataclass as plain JSON types (Paths as strings, tuples as lists, enums as values)."""
+    """A config dataclass as plain JSON types (Paths as strings, tuples as lists, enums as values),
+    without the later fields (:data:`UNSET_LEAVES_IDENTITY`) that hold their defaults."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"config: expected a dataclass instance, got {type(config).__qualname__}")
-    return json.loads(canonical_json(dataclasses.asdict(config)))
+    return json.loads(canonical_json(_fields(config)))
+
+
+def _fields(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _fields(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get(UNSET_LEAVES_IDENTITY) and getattr(value, f.name) == f.default)
+        }
+    if isinstance(value, (list, tuple)):
+        return [_fields(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _fields(v) for k, v in value.items()}
+    return value
 
 
 def canonical_json(value: Any) -> str:

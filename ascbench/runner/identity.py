@@ -23,7 +23,6 @@ from types import ModuleType
 
 from torch import nn
 
-from ascbench.recipes.options import identity_options
 from ascbench.results.provenance import canonical_json, config_to_dict
 
 DIGEST_CHARS = 16
@@ -83,8 +82,6 @@ def config_digest(config: object, varying: Iterable[str] = ("seed",)) -> str:
     fields = config_to_dict(config)
     for name in varying:
         fields.pop(name, None)
-    if isinstance(fields.get("options"), dict):
-        fields["options"] = identity_options(fields["options"])
     return _digest([type(config).__qualname__.encode(), canonical_json(fields).encode()])
 
 

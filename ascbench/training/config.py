@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from ascbench.results.provenance import UNSET_LEAVES_IDENTITY
 
 AmpMode = Literal["auto", "off", "bf16", "fp16"]
 AdirDomain = Literal["auto", "waveform", "mel"]
+RollDomain = Literal["frames", "waveform"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,13 @@ class TrainConfig:
     fms_alpha: float = 0.3
     """Beta(alpha, alpha) distribution of the per-sample mixing weight."""
     roll_s: float = 0.1
-    """Roll each spectrogram by up to +-roll_s seconds along time (circularly)."""
+    """Roll each clip by up to +-roll_s seconds along time (circularly), as ``roll_domain`` says."""
+    roll_domain: RollDomain = field(default="frames", metadata={UNSET_LEAVES_IDENTITY: True})
+    """"frames": the cached spectrogram by whole frames (±6 of the baseline mel's 65: 13 shifts,
+    never between frames; no waveform needed). "waveform": the cached 32 kHz waveform by whole
+    samples (±3,200), then the frontend computes the rolled batch's features, as the official code
+    rolls its waveform before the STFT (its 44.1 kHz samples are finer still); it reads the
+    waveform cache, and costs a feature computation per batch (docs/experiments/time-roll.md)."""
     freq_mask: int = 48
     """Mask one band of up to this many frequency bins per sample; 0 switches it off."""
     adir_p: float = 0.0
@@ -127,6 +136,8 @@ class TrainConfig:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.fms_alpha <= 0:
             problems.append(f"fms_alpha must be > 0, got {self.fms_alpha}")
+        if self.roll_domain not in ("frames", "waveform"):
+            problems.append(f"roll_domain must be frames or waveform, got {self.roll_domain!r}")
         if self.roll_s < 0 or self.freq_mask < 0:
             problems.append(f"roll_s and freq_mask must be >= 0, got {self.roll_s} and {self.freq_mask}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
@@ -175,7 +186,7 @@ PROFILES: dict[str, TrainConfig] = {
     ),
     "quick": TrainConfig(epochs=20, batch_size=64, lr=4e-3, weight_decay=1e-4, warmup_steps=40, min_steps=QUICK_MIN_STEPS),
     # the official baseline trains in fp32 (Lightning's --precision 32) on the GPU it is meant for
-    "dcase": TrainConfig(amp="off"),
+    "dcase": TrainConfig(amp="off", roll_domain="waveform"),
 }
 """Named profiles; ``TrainConfig()`` itself is the official DCASE 2024 recipe, but for its
 precision: ``dcase`` trains in fp32 on every device, as the official code does."""

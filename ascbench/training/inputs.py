@@ -8,6 +8,9 @@ paper's eq. 13 ``FMS(x (+) ADIR)``):
 1. ADIR on device-a clips (:mod:`ascbench.training.device_response`), in the feature domain or
    on the cached waveform (then the clip's features are recomputed by its frontend);
 2. spectrograms only: time roll, frequency masking, Freq-MixStyle (:mod:`ascbench.training.augment`).
+
+With ``roll_domain="waveform"`` the roll comes first instead, on the cached waveform, and ADIR
+filters the rolled waveform; the frontend then computes the batch's features.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 
 from ascbench.features.cache import CachedFeatures
 from ascbench.features.frontends import BaselineMel, KaldiFbank, RawWaveform
-from ascbench.training.augment import SpecLayout, freq_mask, freq_mixstyle, spec_layout, time_roll
+from ascbench.training.augment import SpecLayout, freq_mask, freq_mixstyle, roll_by, spec_layout, time_roll
 from ascbench.training.config import TrainConfig
 from ascbench.training.device_response import (
     DeviceResponseFamily,
@@ -68,6 +71,7 @@ class InputPipeline:
     spectrogram: bool = field(init=False)
     layout: SpecLayout | None = field(init=False)
     adir: str = field(init=False)
+    waveform_roll: bool = field(init=False)
 
     def __post_init__(self) -> None:
         shape = tuple(self.features.array.shape[1:])
@@ -86,6 +90,12 @@ class InputPipeline:
                     "data sets (their clip lists differ)"
                 )
         self.channels_last = self.channels_last and self.spectrogram
+        self.waveform_roll = self.spectrogram and self.config.roll_domain == "waveform" and self.config.roll_s > 0
+        if self.waveform_roll and (self.waveforms is None or not isinstance(self.waveforms.frontend, RawWaveform)):
+            raise ValueError("roll_domain 'waveform' rolls cached waveforms: give TrainingData.waveforms = "
+                             "load_features(dataset, RawWaveform(32000))")  # fmt: skip
+        if self.waveform_roll and self.waveforms.filenames != self.features.filenames:
+            raise ValueError(f"waveform cache {self.waveforms.path} and feature cache {self.features.path} are of different data sets")
 
     def inputs(self, rows: np.ndarray) -> torch.Tensor:
         """Model inputs for ``rows``, not augmented."""
@@ -93,17 +103,38 @@ class InputPipeline:
 
     def train_inputs(self, rows: np.ndarray, devices: np.ndarray | None, rng: np.random.Generator) -> torch.Tensor:
         """Augmented model inputs for ``rows`` (whose recording devices are ``devices``)."""
-        x = self.features.batch(rows).to(self.device, non_blocking=True)
-        if self.adir != "off":
-            x = self._adir(x, rows, devices, rng)
+        if self.waveform_roll:
+            x = self._rolled_waveform_features(rows, devices, rng)
+        else:
+            x = self.features.batch(rows).to(self.device, non_blocking=True)
+            if self.adir != "off":
+                x = self._adir(x, rows, devices, rng)
         x = self._shape(x)
         if self.spectrogram:
             cfg, lay = self.config, self.layout
             assert lay is not None
-            x = time_roll(x, rng, int(round(cfg.roll_s * lay.frames_per_second)), lay.time_dim)
+            if not self.waveform_roll:
+                x = time_roll(x, rng, int(round(cfg.roll_s * lay.frames_per_second)), lay.time_dim)
             x = freq_mask(x, rng, cfg.freq_mask, lay.freq_dim, lay.silence)
             x = freq_mixstyle(x, rng, cfg.fms_p, cfg.fms_alpha, lay.freq_dim)
         return x
+
+    def _rolled_waveform_features(self, rows: np.ndarray, devices: np.ndarray | None, rng: np.random.Generator) -> torch.Tensor:
+        """The batch's features computed from its waveforms rolled by whole samples (and filtered by
+        ADIR where drawn), as the official code rolls before its STFT."""
+        assert self.waveforms is not None
+        rate = self.waveforms.frontend.sample_rate
+        waves = self.waveforms.batch(rows).to(self.device, non_blocking=True)
+        limit = int(round(self.config.roll_s * rate))
+        waves = roll_by(waves, torch.from_numpy(rng.integers(-limit, limit + 1, size=len(rows))), time_dim=1)
+        if self.adir != "off":
+            if devices is None:
+                raise ValueError("ADIR filters device-a clips only: TrainingData.devices is required when adir_p > 0")
+            chosen = select_clips(rng, devices, self.config.adir_p)
+            if len(chosen):
+                index = torch.from_numpy(chosen).to(self.device)
+                waves[index] = apply_to_waveforms(waves[index], self.family.sample(rng, len(chosen)), rate)
+        return self.features.frontend.compute(waves, rate).to(torch.float32)
 
     def _shape(self, x: torch.Tensor) -> torch.Tensor:
         if not self.spectrogram:
