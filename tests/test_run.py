@@ -218,5 +218,7 @@ def test_later_run_options_leave_older_records_current_until_set() -> None:
     assert recipe.config_for("dcase", shorter).warmup_steps == 60 and recipe.config_for("dcase", RunOptions()).warmup_steps == 2000
     assert recipe.config_for("dcase", RunOptions(amp="bf16")).amp == "bf16" and recipe.config_for("dcase", RunOptions()).amp == "off"
     assert RunOptions(warmup_steps=60, amp="bf16").label() == "@warmup60@amp-bf16"
+    assert set(RunOptions().to_dict()) == {"teacher", "ablate", "epochs"}  # a record reads as before
+    assert RunOptions(amp="bf16").to_dict()["amp"] == "bf16"
     with pytest.raises(ValueError, match="amp=fp8: expected one of auto, off, bf16, fp16"):
         RunOptions(amp="fp8")

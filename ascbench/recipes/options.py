@@ -119,7 +119,13 @@ class RunOptions:
         return "".join(ablation + [p for p in parts if not p.startswith(ABLATION_SEPARATOR)])
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """Every field, but the later ones still at their defaults: a record made today then reads
+        as one made before they existed."""
+        return {
+            f.name: _jsonable(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if not (f.metadata.get(UNSET_LEAVES_IDENTITY) and getattr(self, f.name) == f.default)
+        }
 
     def digest(self) -> str:
         """16 hex digits of the options type and every field: what, with the system's name, a
