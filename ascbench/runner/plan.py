@@ -98,6 +98,13 @@ def plan_runs(requests: Sequence[RunRequest], registry: Registry | None = None) 
     plan = Plan(data=f"{dataset.name} ({len(dataset.clips):,} clips) at {dataset.root}")
     probes: dict[str, float] = {}
     frontends: dict[str, PlannedCache] = {}
+    sizes: dict[float, int] = {}
+
+    def train_clips(fraction: float) -> int:  # each split read once, however many runs and records
+        if fraction not in sizes:
+            sizes[fraction] = len(load_split(dataset, fraction).train)
+        return sizes[fraction]
+
     for request in requests:
         spec = registry.get(request.system)
         key = spec.frontend.key()
@@ -106,17 +113,17 @@ def plan_runs(requests: Sequence[RunRequest], registry: Registry | None = None) 
             size = len(dataset.clips) * math.prod(shape) * STORAGE_DTYPE.itemsize
             directory = cache_dir(dataset, spec.frontend, home)
             frontends[key] = PlannedCache(f"features {key}", directory, size, (directory / "manifest.json").is_file())
-        plan.runs.append(_plan_one(request, spec, registry, store, dataset, probes))
+        plan.runs.append(_plan_one(request, spec, registry, store, dataset, probes, train_clips))
     plan.caches = list(frontends.values())
     return plan
 
 
 def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: ResultsStore, dataset: Dataset,
-              probes: dict[str, float]) -> PlannedRun:  # fmt: skip
+              probes: dict[str, float], train_clips_of: Callable[[float], int]) -> PlannedRun:  # fmt: skip
     reasons: list[str] = []
     run = prepare_run(request, registry)
     found = recorded_outcome(run, store, log=reasons.append)
-    train_clips = len(load_split(dataset, request.fraction).train)
+    train_clips = train_clips_of(request.fraction)
     stages = _stages(run.recipe, request, spec)
     if get_task(request.task).device_models and not request.force and store.usable(run.key) is not None:
         # its identity adds the general run's predictions, known only once that run is settled
@@ -124,7 +131,7 @@ def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: 
     if found is not None and not get_task(request.task).device_models:
         return PlannedRun(request.label(), True, "recorded: skipped", train_clips, stages, None, "")
     reason = "--force" if request.force else (reasons[0].split(": ", 1)[-1] if reasons else "no record yet")
-    per_clip, how = _recorded_seconds_per_clip(store, run.key.system, request.profile, dataset)
+    per_clip, how = _recorded_seconds_per_clip(store, run.key.system, request.profile, dataset, train_clips_of)
     if per_clip is not None:
         how += " (without device fine-tuning)" if get_task(request.task).device_models else ""
         return PlannedRun(request.label(), False, reason, train_clips, stages, per_clip * train_clips, how)
@@ -190,7 +197,8 @@ def _stages(recipe: object, request: RunRequest, spec: SystemSpec) -> tuple[str,
     return (*stages, "evaluate", "int8")
 
 
-def _recorded_seconds_per_clip(store: ResultsStore, system: str, profile: str, dataset: Dataset) -> tuple[float | None, str]:
+def _recorded_seconds_per_clip(store: ResultsStore, system: str, profile: str, dataset: Dataset,
+                               train_clips_of: Callable[[float], int]) -> tuple[float | None, str]:  # fmt: skip
     """Median wall seconds per training clip of this system's records of ``dataset`` at ``profile``
     made on this machine (by host name), with how many there were."""
     host = socket.gethostname()
@@ -199,7 +207,7 @@ def _recorded_seconds_per_clip(store: ResultsStore, system: str, profile: str, d
         total = record.timings.get("total_s")
         if record.key.dataset_fingerprint != dataset.fingerprint or record.provenance.get("hostname") != host or not total:
             continue
-        rates.append(total / len(load_split(dataset, record.key.fraction).train))
+        rates.append(total / train_clips_of(record.key.fraction))
     if not rates:
         return None, ""
     return statistics.median(rates), f"records ({len(rates)} on this machine)"
