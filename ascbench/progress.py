@@ -20,11 +20,33 @@ from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.table import Column
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
 
 
 _LIVE: contextvars.ContextVar["Progress | None"] = contextvars.ContextVar("ascbench_live_progress", default=None)
 _LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("ascbench_progress_label", default="")
+
+
+SPEED_PERIOD_S = 3600.0
+"""Seconds over which rich averages a bar's speed for its ETA. rich's 30 s default leaves no
+sample in the window when one step (an epoch) takes longer, and the ETA then reads -:--:--; a
+stage's whole history gives an ETA that does not jump."""
+
+
+class RemainingColumn(TimeRemainingColumn):
+    """The ETA: a task's own ``remaining`` estimate when it has one (the runs bar's, from the runs'
+    expected times: :mod:`ascbench.runner.eta`), else rich's, from the bar's speed."""
+
+    def render(self, task: Task) -> Text:
+        remaining = task.fields.get("remaining")
+        seconds = remaining() if callable(remaining) and not task.finished else None
+        if seconds is None:
+            return super().render(task)
+        minutes, secs = divmod(int(seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{secs:02d}", style="progress.remaining")
 
 
 def _columns() -> tuple:
@@ -34,7 +56,7 @@ def _columns() -> tuple:
             BarColumn(bar_width=8), MofNCompleteColumn(table_column=Column(no_wrap=True)),
             TextColumn("{task.fields[status]}", table_column=Column(max_width=14, no_wrap=True, overflow="ellipsis")),
             TimeElapsedColumn(table_column=Column(min_width=7, no_wrap=True)),
-            TimeRemainingColumn(elapsed_when_finished=True, table_column=Column(min_width=7, no_wrap=True)))  # fmt: skip
+            RemainingColumn(elapsed_when_finished=True, table_column=Column(min_width=7, no_wrap=True)))  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -44,7 +66,7 @@ def live_display(enabled: bool, console: Console) -> Iterator[Progress | None]:
     if not enabled or not console.is_terminal:
         yield None
         return
-    with Progress(*_columns(), console=console, transient=False) as progress:
+    with Progress(*_columns(), speed_estimate_period=SPEED_PERIOD_S, console=console, transient=False) as progress:
         token = _LIVE.set(progress)
         try:
             yield progress
@@ -105,7 +127,7 @@ def progress_bar(enabled: bool, description: str, total: int, completed: int = 0
         finally:
             live.remove_task(task)
         return
-    with Progress(*_columns(), console=console or Console(stderr=True), transient=transient) as progress:
+    with Progress(*_columns(), speed_estimate_period=SPEED_PERIOD_S, console=console or Console(stderr=True), transient=transient) as progress:
         yield ProgressBar(progress, progress.add_task(description, total=total, completed=completed, status=""))
 
 

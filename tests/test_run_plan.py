@@ -62,3 +62,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(recorded_home: Path, tiny_sy
     assert new.exit_code == 0, new.output
     assert "to be generated" in " ".join(new.output.split())
     assert not list(fresh.rglob("*.wav")) and not list(fresh.rglob("*.csv"))  # nothing generated
+
+
+def test_the_runs_bar_estimates_each_run_as_the_plan_does(recorded_home: Path, tiny_synth_root: Path) -> None:
+    from ascbench.runner.plan import estimate_seconds
+
+    registry = discover()
+    requests = [RunRequest(system, tiny_synth_root, 0.25, 1, profile="smoke", home=recorded_home) for system in ("cp-mobile", "mobilenetv2")]
+    from_records, probed = estimate_seconds(requests, registry)
+    planned = plan_runs(requests, registry).runs
+    assert from_records == pytest.approx(planned[0].seconds)  # the same records, the same estimate
+    assert probed is not None and probed > 0  # no record of mobilenetv2: a probe

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress
 
 from ascbench.progress import labelled, live_display
+from ascbench.runner.eta import GridEta
 from ascbench.runner.execute import execute_run
 from ascbench.runner.request import RunOutcome, RunRequest
 from ascbench.systems.registry import PLUGIN_ERRORS, Registry, SystemLoadError, describe_error, discover
@@ -54,10 +56,9 @@ def run_local(
     registry = registry if registry is not None else discover(requests[0].submissions if requests else None)
     outcomes: list[RunOutcome] = []
     with live_display(progress, console) as live:
-        task = live.add_task("runs", total=len(requests), status="") if live is not None else None
-        for request in requests:
-            if live is not None:
-                live.update(task, description=f"[bold]runs[/] · {escape(request.label())}")
+        runs_bar = RunsBar(live, requests, registry)
+        for index, request in enumerate(requests):
+            runs_bar.start(index, request)
             try:
                 with labelled(request.system):  # the runs line names the split and seed
                     outcome = execute_run(request, registry=registry, progress=progress, log=console.print)
@@ -69,11 +70,44 @@ def run_local(
             elif outcome.record is not None:
                 console.print(result_line(outcome), highlight=False)
             outcomes.append(outcome)
-            if live is not None:
-                live.advance(task)
-        if live is not None:
-            live.update(task, description="[bold]runs[/]")
+            runs_bar.finish(index, computed=outcome.record is not None and not outcome.skipped)
     return outcomes
+
+
+class RunsBar:
+    """The grid's top line: runs done of all, the current run, and the grid's ETA
+    (:class:`ascbench.runner.eta.GridEta`); does nothing without a live display."""
+
+    def __init__(self, live: Progress | None, requests: Sequence[RunRequest], registry: Registry) -> None:
+        self._live = live
+        self._eta = grid_eta(requests, registry) if live is not None else None
+        if live is not None:
+            remaining = self._eta.remaining if self._eta is not None else None
+            self._task = live.add_task("[bold]runs[/]", total=len(requests), status="", remaining=remaining)
+
+    def start(self, index: int, request: RunRequest) -> None:
+        if self._live is not None:
+            self._live.update(self._task, description=f"[bold]runs[/] · {escape(request.label())}")
+        if self._eta is not None:
+            self._eta.start(index)
+
+    def finish(self, index: int, computed: bool) -> None:
+        if self._eta is not None:
+            self._eta.finish(index, computed)
+        if self._live is not None:
+            self._live.update(self._task, advance=1, description="[bold]runs[/]")
+
+
+def grid_eta(requests: Sequence[RunRequest], registry: Registry) -> GridEta | None:
+    """The runs bar's ETA, or None (rich's own) when the runs cannot be estimated: an estimate
+    is a nicety that must never stop a grid, so whatever estimating raises only costs the ETA."""
+    from ascbench.runner.plan import estimate_seconds
+
+    try:
+        eta = GridEta(estimate_seconds(requests, registry))
+    except RECOVERABLE:
+        return None
+    return eta if eta.known else None
 
 
 def result_line(outcome: RunOutcome) -> str:

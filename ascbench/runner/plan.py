@@ -98,13 +98,7 @@ def plan_runs(requests: Sequence[RunRequest], registry: Registry | None = None) 
     plan = Plan(data=f"{dataset.name} ({len(dataset.clips):,} clips) at {dataset.root}")
     probes: dict[str, float] = {}
     frontends: dict[str, PlannedCache] = {}
-    sizes: dict[float, int] = {}
-
-    def train_clips(fraction: float) -> int:  # each split read once, however many runs and records
-        if fraction not in sizes:
-            sizes[fraction] = len(load_split(dataset, fraction).train)
-        return sizes[fraction]
-
+    train_clips = split_sizes(dataset)
     for request in requests:
         spec = registry.get(request.system)
         key = spec.frontend.key()
@@ -116,6 +110,44 @@ def plan_runs(requests: Sequence[RunRequest], registry: Registry | None = None) 
         plan.runs.append(_plan_one(request, spec, registry, store, dataset, probes, train_clips))
     plan.caches = list(frontends.values())
     return plan
+
+
+def estimate_seconds(requests: Sequence[RunRequest], registry: Registry | None = None) -> list[float | None]:
+    """Each request's expected wall time, as the plan estimates it (records, else a probe), for the
+    runs bar's ETA. Whether a run is recorded is not checked here: that costs what the run's own
+    check costs, and a skipped run simply drops its estimate when it ends."""
+    if not requests:
+        return []
+    registry = registry if registry is not None else discover(requests[0].submissions)
+    store = ResultsStore(resolve_home(requests[0].home))
+    dataset = load_dataset(requests[0].data_root)
+    probes: dict[str, float] = {}
+    train_clips = split_sizes(dataset)
+    return [_estimate(request, registry.get(request.system), store, dataset, probes, train_clips)[0] for request in requests]
+
+
+def split_sizes(dataset: Dataset) -> Callable[[float], int]:
+    """Training clips per fraction, each split read once however many runs and records ask."""
+    sizes: dict[float, int] = {}
+
+    def train_clips(fraction: float) -> int:
+        if fraction not in sizes:
+            sizes[fraction] = len(load_split(dataset, fraction).train)
+        return sizes[fraction]
+
+    return train_clips
+
+
+def _estimate(request: RunRequest, spec: SystemSpec, store: ResultsStore, dataset: Dataset, probes: dict[str, float],
+              train_clips_of: Callable[[float], int]) -> tuple[float, str]:  # fmt: skip
+    """Seconds for ``request`` and how they were estimated (see the module's docstring)."""
+    train_clips = train_clips_of(request.fraction)
+    per_clip, how = _recorded_seconds_per_clip(store, request.recorded_system, request.profile, dataset, train_clips_of)
+    if per_clip is not None:
+        how += " (without device fine-tuning)" if get_task(request.task).device_models else ""
+        return per_clip * train_clips, how
+    stages = _stages(system_recipe(spec), request, spec)
+    return _probe_estimate(spec, request, train_clips, stages, probes)
 
 
 def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: ResultsStore, dataset: Dataset,
@@ -131,11 +163,7 @@ def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: 
     if found is not None and not get_task(request.task).device_models:
         return PlannedRun(request.label(), True, "recorded: skipped", train_clips, stages, None, "")
     reason = "--force" if request.force else (reasons[0].split(": ", 1)[-1] if reasons else "no record yet")
-    per_clip, how = _recorded_seconds_per_clip(store, run.key.system, request.profile, dataset, train_clips_of)
-    if per_clip is not None:
-        how += " (without device fine-tuning)" if get_task(request.task).device_models else ""
-        return PlannedRun(request.label(), False, reason, train_clips, stages, per_clip * train_clips, how)
-    seconds, how = _probe_estimate(spec, request, train_clips, stages, probes)
+    seconds, how = _estimate(request, spec, store, dataset, probes, train_clips_of)
     return PlannedRun(request.label(), False, reason, train_clips, stages, seconds, how)
 
 
@@ -214,7 +242,13 @@ def _recorded_seconds_per_clip(store: ResultsStore, system: str, profile: str, d
 
 
 def probe_step_seconds(spec: SystemSpec, batch: int, clock: Callable[[], float] = time.perf_counter) -> float:
-    """Seconds per optimizer step of ``spec``'s network on random input, on the CPU, here."""
+    """Seconds per optimizer step of ``spec``'s network on random input, on the CPU, here (the
+    global random state is left as it was: the runs bar probes just before the runs it estimates)."""
+    with torch.random.fork_rng(devices=[]):
+        return _timed_steps(spec, batch, clock)
+
+
+def _timed_steps(spec: SystemSpec, batch: int, clock: Callable[[], float]) -> float:
     torch.manual_seed(0)
     model = spec.build_model().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
