@@ -135,7 +135,16 @@ def test_second_iteration_clusters_layer_features(tmp_path):
     config = HubertPretrainConfig(
         model_overrides=TINY, clusters=6, iterations=2, second_layer=1, second_clusters=5, epochs=1, batch_size=16, final_dim=16
     )
-    pretrain_hubert(waves(clips, tmp_path), np.arange(32), config, tmp_path / "work", seed=0, progress=False)
+    import io
+
+    from rich.console import Console
+
+    from ascbench.progress import live_display
+
+    shown = io.StringIO()
+    with live_display(True, Console(file=shown, force_terminal=True, width=80, color_system=None)):
+        pretrain_hubert(waves(clips, tmp_path), np.arange(32), config, tmp_path / "work", seed=0, progress=True)
+    assert "HuBERT iteration 2: 5 units" in shown.getvalue()  # printed above `run`'s live region, not past it
     log = __import__("json").loads((tmp_path / "work" / "pretrain_log.json").read_text())
     assert [entry["clusters"] for entry in log] == [6, 5]
     assert (tmp_path / "work" / "iter2" / "config.json").is_file()

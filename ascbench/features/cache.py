@@ -79,7 +79,7 @@ from ascbench.features.audio import iter_batches
 from ascbench.features.frontends import Frontend
 from ascbench.locking import exclusive
 from ascbench.paths import features_dir
-from ascbench.progress import progress_bar
+from ascbench.progress import live_console, progress_bar
 
 FORMAT_VERSION = 1
 """Bumped when the cache layout changes; caches of another format are rebuilt."""
@@ -392,7 +392,7 @@ def _remove_leftovers(directory: Path) -> None:
 
 def _exclusive(lock_path: Path, directory: Path):
     """The build lock of one cache (:func:`ascbench.locking.exclusive`), saying when it waits."""
-    return exclusive(lock_path, on_wait=lambda: Console(stderr=True).print(
+    return exclusive(lock_path, on_wait=lambda: (live_console() or Console(stderr=True)).print(
         f"waiting for another process building {directory} ...", highlight=False))
 
 

@@ -48,7 +48,7 @@ from ascbench.distill.teachers.hubert import HUBERT_SAMPLE_RATE, HubertTeacher, 
 from ascbench.training.checkpoint import CHECKPOINT_FILE
 from ascbench.training.loop import Checkpointing, StepPlan, fit, shuffled_batches
 from ascbench.training.precision import precision_tag
-from ascbench.progress import stderr_log
+from ascbench.progress import live_console, stderr_log
 
 FRAME_SHIFT = 320
 """Samples per HuBERT frame at 16 kHz (product of the conv strides): 20 ms."""
@@ -256,7 +256,8 @@ def pretrain_hubert(
     rows = np.asarray(rows, dtype=np.int64)
     # through JSON and back, as done.json will be read (tuples become lists), or it never matches
     identity = json.loads(json.dumps({"config": asdict(config), "seed": seed, "rows": hashlib.sha256(rows.tobytes()).hexdigest()[:16]}))
-    console = Console(stderr=True, quiet=not progress)
+    # inside `ascbench run`'s live region, its console: a line printed past it breaks the region
+    console = (live_console() if progress else None) or Console(stderr=True, quiet=not progress)
     log: list[dict] = []
     model: HubertModel | None = None
     for iteration in range(1, config.iterations + 1):
