@@ -177,6 +177,9 @@ def test_the_epochs_option_trains_exactly_that_many_epochs_as_a_row_of_its_own(t
     bad = runner.invoke(app, ["run", "--models", "tiny-cnn", "--set", "epochs=0", "--data", str(tiny_synth_root), "--profile", "smoke",
                               "--home", str(tmp_path / "home"), "--submissions", str(submissions), "--no-progress"])  # fmt: skip
     assert bad.exit_code == 2 and "epochs=0: expected a positive number of epochs" in bad.output
+    same = runner.invoke(app, ["run", "--models", "tiny-cnn", "--epochs", "3", "--data", str(tiny_synth_root), "--profile", "smoke",
+                               "--home", str(tmp_path / "home"), "--submissions", str(submissions), "--dry-run"])  # fmt: skip
+    assert same.exit_code == 0 and "recorded: skipped" in same.output  # --epochs N is --set epochs=N: the same run
 
 
 def test_a_budget_naming_no_train_config_field_fails_at_registration() -> None:

@@ -137,6 +137,7 @@ def run(
     teacher_seed: Annotated[Optional[int], typer.Option("--teacher-seed", rich_help_panel=TEACHERS_PANEL, help="Fine-tune every run's teacher with this seed (recorded as SYSTEM@teacher-seedN); default: the run's own seed, so a mean over seeds covers the teacher's draw too.")] = None,
     pool_kd: Annotated[float, typer.Option("--pool-kd", rich_help_panel=TEACHERS_PANEL, help=POOL_KD_HELP)] = 0.0,
     ablate: Annotated[Optional[str], typer.Option("--ablate", rich_help_panel=TRAINING_PANEL, help=f"Switch components off: comma-separated from {', '.join(ABLATABLE)} (for the paper's ablation table). Shorthand for --set ablate=....")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, metavar="N", rich_help_panel=TRAINING_PANEL, help="Train for exactly N epochs, for a quick try (shorthand for --set epochs=N; the row is named SYSTEM@epochsN).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", rich_help_panel=TRAINING_PANEL, metavar="<key=value>", help=SET_HELP)] = None,
     executor: Annotated[str, typer.Option("--executor", rich_help_panel=EXECUTION_PANEL, help="local (this process) or ray (one Ray task per run; pip install 'ascbench\\[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", rich_help_panel=EXECUTION_PANEL, help="Ray cluster to join: auto or HOST:PORT (default: start a local one).")] = None,
@@ -166,7 +167,7 @@ def run(
         fractions = parse_fractions(fraction)
         chosen_task.check_fractions(fractions)
         seed_list = parse_seeds(seeds)
-        settings = run_settings(teacher, teacher_checkpoint, teacher_seed, pool_kd, ablate, set_)
+        settings = run_settings(teacher, teacher_checkpoint, teacher_seed, pool_kd, ablate, set_, epochs)
         registry = discover(submissions)
         specs = registry.select(models)
     except (ValueError, SystemLoadError) as error:
@@ -267,7 +268,7 @@ def print_plan(plan) -> None:
 
 def run_settings(
     teacher: str | None, teacher_checkpoint: Path | None, teacher_seed: int | None, pool_kd: float | None, ablate: str | None,
-    sets: list[str] | None,
+    sets: list[str] | None, epochs: int | None = None,
 ) -> dict[str, str]:
     """The run options asked for, as ``--set`` pairs: the shorthand flags first, ``--set`` last
     (so it wins)."""
@@ -286,11 +287,13 @@ def run_settings(
         settings["pool_kd"] = repr(pool_kd)
     if ablate:
         settings["ablate"] = ",".join(sorted(parse_ablate(ablate)))
+    if epochs is not None:
+        settings["epochs"] = str(epochs)
     settings.update(parse_settings(sets or []))
     return settings
 
 
-SHORTHANDS = {"teacher": "--teacher", "teacher_seed": "--teacher-seed", "pool_kd": "--pool-kd", "ablate": "--ablate"}
+SHORTHANDS = {"teacher": "--teacher", "teacher_seed": "--teacher-seed", "pool_kd": "--pool-kd", "ablate": "--ablate", "epochs": "--epochs"}
 
 
 def resolve_options(specs: list, settings: dict[str, str], profile: str, fractions: list[float], registry) -> dict:
