@@ -21,14 +21,12 @@ arms alternate, ``rounds`` times each, after a warm-up step each.
 
 from __future__ import annotations
 
-import argparse
 import copy
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench_roll import alternate, report, step_bench
+from bench_roll import alternate, arguments, report, step_bench
 
 from ascbench.data.layout import SAMPLE_RATE
 from ascbench.features.audio import read_batch
@@ -39,12 +37,7 @@ OFFICIAL_ROLL = 4_410
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, default=None)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("official_loop.csv"))
-    args = parser.parse_args()
+    args = arguments(__doc__, "official_loop.csv")
 
     bench = step_bench(args.home, args.batch)
     rng = np.random.default_rng(0)

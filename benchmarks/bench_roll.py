@@ -102,13 +102,18 @@ def report(results: list[dict], key: str, out: Path, clips: int) -> None:
     print(f"wrote {out}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, csv_name: str) -> argparse.Namespace:
+    """The options every step benchmark takes (its docstring's first line is the description)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("time_roll.csv"))
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name(csv_name))
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__, "time_roll.csv")
 
     bench = step_bench(args.home, args.batch)
     rng = np.random.default_rng(0)
