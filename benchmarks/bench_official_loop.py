@@ -17,11 +17,18 @@ are, if anything, slower than in a real run. Against them: ``ascbench dcase`` (t
 batch's mel computed: the ``dcase`` profile's default) and ``ascbench frames`` (the cached
 log-mel rolled by whole frames). Same network, optimizer, batch and augmentations in every arm;
 arms alternate, ``rounds`` times each, after a warm-up step each.
+
+Then whole epochs, ``--epoch-rounds`` times each, alternated: the official-style loop (NCHW,
+wavs read per step) with its validation on the test split after the epoch, as the official
+code validates every epoch, against the ``dcase`` profile's epoch, which has none (ascbench
+evaluates once, after training); written to ``<out>_epochs.csv``.
 """
 
 from __future__ import annotations
 
 import copy
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +36,7 @@ import torch
 from bench_roll import alternate, arguments, report, step_bench
 
 from ascbench.data.layout import SAMPLE_RATE
+from ascbench.data.reader import load_split
 from ascbench.features.audio import read_batch
 from ascbench.training.augment import freq_mask, freq_mixstyle
 
@@ -47,8 +55,8 @@ def main() -> None:
     frames = bench.pipeline("frames")
     layout, config, frontend = dcase.layout, dcase.config, bench.features.frontend
 
-    def official(read_per_step: bool) -> torch.Tensor:
-        waves = read_batch(paths).numpy() if read_per_step else decoded
+    def official(read_per_step: bool, batch_paths: list[Path] = paths) -> torch.Tensor:
+        waves = read_batch(batch_paths).numpy() if read_per_step else decoded
         rolled = np.stack([np.roll(w, int(s)) for w, s in zip(waves, rng.integers(-OFFICIAL_ROLL, OFFICIAL_ROLL + 1, len(waves)))])
         x = frontend.compute(torch.from_numpy(rolled), SAMPLE_RATE).unsqueeze(1)  # resample 44.1 -> 32 kHz, log-mel
         x = freq_mask(x, rng, config.freq_mask, layout.freq_dim, layout.silence)
@@ -63,6 +71,37 @@ def main() -> None:
         "ascbench frames (frame roll)": lambda: frames.train_inputs(bench.rows, None, rng),
     }
     report(alternate(bench, arms, args.rounds, "arm"), "arm", args.out, len(bench.rows))
+
+    # Whole epochs: the official loop validates on the test split after every epoch; ascbench
+    # evaluates once, after training. Full batches of the split's training clips in both.
+    split = load_split(bench.dataset, 0.25)
+    train = [c.filename for c in split.train][: len(split.train) // args.batch * args.batch]
+    batches = [train[i : i + args.batch] for i in range(0, len(train), args.batch)]
+    test_paths = [bench.dataset.root / c.filename for c in split.test]
+
+    def official_epoch() -> None:
+        for names in batches:
+            bench.step(lambda names=names: official(True, [bench.dataset.root / n for n in names]), nchw)
+        nchw.eval()
+        with torch.no_grad():
+            for i in range(0, len(test_paths), args.batch):
+                nchw(frontend.compute(read_batch(test_paths[i : i + args.batch]), SAMPLE_RATE).unsqueeze(1))
+        nchw.train()
+
+    def ascbench_epoch() -> None:
+        for names in batches:
+            bench.step(lambda rows=bench.features.rows(names): dcase.train_inputs(rows, None, rng))
+
+    epochs = {f"official-style epoch (NCHW, validation on {len(test_paths)} test clips)": official_epoch,
+              "ascbench dcase epoch (waveform roll, no validation)": ascbench_epoch}  # fmt: skip
+    results = []
+    for round_ in range(args.epoch_rounds):
+        for name, epoch in epochs.items():
+            started = time.perf_counter()
+            epoch()
+            seconds = time.perf_counter() - started
+            results.append({"epoch": name, "round": round_, "seconds": round(seconds, 3), "training_clips_per_second": round(len(train) / seconds, 1)})
+    report(results, "epoch", args.out.with_name(args.out.stem + "_epochs.csv"), len(train), unit="epoch")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def alternate(bench: StepBench, arms: dict[str, Arm], rounds: int, key: str) -> 
     return results
 
 
-def report(results: list[dict], key: str, out: Path, clips: int) -> None:
+def report(results: list[dict], key: str, out: Path, clips: int, unit: str = "step") -> None:
     """Write the rows to ``out`` and print each arm's median."""
     with out.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(results[0]))
@@ -98,7 +98,7 @@ def report(results: list[dict], key: str, out: Path, clips: int) -> None:
         writer.writerows(results)
     for name in dict.fromkeys(r[key] for r in results):
         median = statistics.median(r["seconds"] for r in results if r[key] == name)
-        print(f"{name}: median {median:.3f} s per step of {clips} clips, {clips / median:.0f} clips/s")
+        print(f"{name}: median {median:.3f} s per {unit} of {clips} clips, {clips / median:.0f} clips/s")
     print(f"wrote {out}")
 
 
@@ -109,6 +109,7 @@ def arguments(doc: str, csv_name: str) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name(csv_name))
+    parser.add_argument("--epoch-rounds", type=int, default=2, help="whole epochs per arm, where a benchmark times them")
     return parser.parse_args()
 
 
