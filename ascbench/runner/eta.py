@@ -50,12 +50,12 @@ class GridEta:
         """Run ``index`` ended; its wall time corrects the estimates only if it ``computed`` (a
         recorded run skipped in a second, or a failure, says nothing about the machine's speed)."""
         self._done.add(index)
-        estimate = self._estimates[index]
-        if computed and estimate and self._current == index:
+        if self._current != index:
+            return
+        if computed and self._estimates[index]:
             self._measured += self._clock() - self._started
-            self._estimated += estimate
-        if self._current == index:
-            self._current = None
+            self._estimated += self._estimates[index]
+        self._current = None
 
     @property
     def ratio(self) -> float:

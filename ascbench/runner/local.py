@@ -21,6 +21,7 @@ from rich.progress import Progress
 from ascbench.progress import labelled, live_display
 from ascbench.runner.eta import GridEta
 from ascbench.runner.execute import execute_run
+from ascbench.runner.plan import estimate_seconds
 from ascbench.runner.request import RunOutcome, RunRequest
 from ascbench.systems.registry import PLUGIN_ERRORS, Registry, SystemLoadError, describe_error, discover
 from ascbench.training import TrainingDiverged
@@ -101,8 +102,6 @@ class RunsBar:
 def grid_eta(requests: Sequence[RunRequest], registry: Registry) -> GridEta | None:
     """The runs bar's ETA, or None (rich's own) when the runs cannot be estimated: an estimate
     is a nicety that must never stop a grid, so whatever estimating raises only costs the ETA."""
-    from ascbench.runner.plan import estimate_seconds
-
     try:
         eta = GridEta(estimate_seconds(requests, registry))
     except RECOVERABLE:

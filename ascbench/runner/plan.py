@@ -96,9 +96,8 @@ def plan_runs(requests: Sequence[RunRequest], registry: Registry | None = None) 
     store = ResultsStore(home)
     dataset = load_dataset(first.data_root)
     plan = Plan(data=f"{dataset.name} ({len(dataset.clips):,} clips) at {dataset.root}")
-    probes: dict[str, float] = {}
     frontends: dict[str, PlannedCache] = {}
-    train_clips = split_sizes(dataset)
+    estimator = _Estimator(split_sizes(dataset), store, dataset)
     for request in requests:
         spec = registry.get(request.system)
         key = spec.frontend.key()
@@ -107,7 +106,7 @@ def plan_runs(requests: Sequence[RunRequest], registry: Registry | None = None) 
             size = len(dataset.clips) * math.prod(shape) * STORAGE_DTYPE.itemsize
             directory = cache_dir(dataset, spec.frontend, home)
             frontends[key] = PlannedCache(f"features {key}", directory, size, (directory / "manifest.json").is_file())
-        plan.runs.append(_plan_one(request, spec, registry, store, dataset, probes, train_clips))
+        plan.runs.append(_plan_one(request, spec, registry, store, estimator))
     plan.caches = list(frontends.values())
     return plan
 
@@ -121,9 +120,8 @@ def estimate_seconds(requests: Sequence[RunRequest], registry: Registry | None =
     registry = registry if registry is not None else discover(requests[0].submissions)
     store = ResultsStore(resolve_home(requests[0].home))
     dataset = load_dataset(requests[0].data_root)
-    probes: dict[str, float] = {}
-    train_clips = split_sizes(dataset)
-    return [_estimate(request, registry.get(request.system), store, dataset, probes, train_clips)[0] for request in requests]
+    estimator = _Estimator(split_sizes(dataset), store, dataset)
+    return [estimator.estimate(request, registry.get(request.system))[0] for request in requests]
 
 
 def split_sizes(dataset: Dataset) -> Callable[[float], int]:
@@ -138,24 +136,50 @@ def split_sizes(dataset: Dataset) -> Callable[[float], int]:
     return train_clips
 
 
-def _estimate(request: RunRequest, spec: SystemSpec, store: ResultsStore, dataset: Dataset, probes: dict[str, float],
-              train_clips_of: Callable[[float], int]) -> tuple[float, str]:  # fmt: skip
-    """Seconds for ``request`` and how they were estimated (see the module's docstring)."""
-    train_clips = train_clips_of(request.fraction)
-    per_clip, how = _recorded_seconds_per_clip(store, request.recorded_system, request.profile, dataset, train_clips_of)
-    if per_clip is not None:
-        how += " (without device fine-tuning)" if get_task(request.task).device_models else ""
-        return per_clip * train_clips, how
-    stages = _stages(system_recipe(spec), request, spec)
-    return _probe_estimate(spec, request, train_clips, stages, probes)
+@dataclass
+class _Estimator:
+    """Estimates runs' wall times (see the module's docstring); within one plan each system's
+    records are read once and each system is probed once, however many splits and seeds it has."""
+
+    train_clips_of: Callable[[float], int]
+    store: ResultsStore | None = None
+    dataset: Dataset | None = None
+    probes: dict[str, float] = field(default_factory=dict)
+    rates: dict[tuple[str, str], tuple[float | None, str]] = field(default_factory=dict)
+
+    def estimate(self, request: RunRequest, spec: SystemSpec) -> tuple[float, str]:
+        """Seconds for ``request`` and how they were estimated."""
+        key = (request.recorded_system, request.profile)
+        if key not in self.rates and self.store is not None and self.dataset is not None:
+            self.rates[key] = _recorded_seconds_per_clip(self.store, *key, self.dataset, self.train_clips_of)
+        per_clip, how = self.rates.get(key, (None, ""))
+        train_clips = self.train_clips_of(request.fraction)
+        if per_clip is not None:
+            how += " (without device fine-tuning)" if get_task(request.task).device_models else ""
+            return per_clip * train_clips, how
+        return self.probe(spec, request, train_clips)
+
+    def probe(self, spec: SystemSpec, request: RunRequest, train_clips: int) -> tuple[float, str]:
+        """The student's training time: the recipe's optimizer steps times a step timed here."""
+        recipe = system_recipe(spec)
+        options = request.options if request.options is not None else options_type(recipe)()
+        config = effective_config(recipe, request.profile, options)
+        train = getattr(config, "train", config)
+        batch = int(getattr(train, "batch_size", 64))
+        sized = train.sized_for(train_clips) if hasattr(train, "sized_for") else train
+        steps = int(getattr(sized, "epochs", 1)) * math.ceil(train_clips / batch)
+        if getattr(sized, "max_steps", None):
+            steps = min(steps, int(sized.max_steps))
+        if spec.name not in self.probes:
+            self.probes[spec.name] = probe_step_seconds(spec, min(batch, PROBE_BATCH)) * batch / min(batch, PROBE_BATCH)
+        return steps * self.probes[spec.name], "probe (the student's training only)"
 
 
-def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: ResultsStore, dataset: Dataset,
-              probes: dict[str, float], train_clips_of: Callable[[float], int]) -> PlannedRun:  # fmt: skip
+def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: ResultsStore, estimator: _Estimator) -> PlannedRun:
     reasons: list[str] = []
     run = prepare_run(request, registry)
     found = recorded_outcome(run, store, log=reasons.append)
-    train_clips = train_clips_of(request.fraction)
+    train_clips = estimator.train_clips_of(request.fraction)
     stages = _stages(run.recipe, request, spec)
     if get_task(request.task).device_models and not request.force and store.usable(run.key) is not None:
         # its identity adds the general run's predictions, known only once that run is settled
@@ -163,25 +187,8 @@ def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: 
     if found is not None and not get_task(request.task).device_models:
         return PlannedRun(request.label(), True, "recorded: skipped", train_clips, stages, None, "")
     reason = "--force" if request.force else (reasons[0].split(": ", 1)[-1] if reasons else "no record yet")
-    seconds, how = _estimate(request, spec, store, dataset, probes, train_clips_of)
+    seconds, how = estimator.estimate(request, spec)
     return PlannedRun(request.label(), False, reason, train_clips, stages, seconds, how)
-
-
-def _probe_estimate(spec: SystemSpec, request: RunRequest, train_clips: int, stages: tuple[str, ...],
-                    probes: dict[str, float]) -> tuple[float, str]:  # fmt: skip
-    """The student's training time: the recipe's optimizer steps times a step timed here."""
-    recipe = system_recipe(spec)
-    options = request.options if request.options is not None else options_type(recipe)()
-    config = effective_config(recipe, request.profile, options)
-    train = getattr(config, "train", config)
-    batch = int(getattr(train, "batch_size", 64))
-    sized = train.sized_for(train_clips) if hasattr(train, "sized_for") else train
-    steps = int(getattr(sized, "epochs", 1)) * math.ceil(train_clips / batch)
-    if getattr(sized, "max_steps", None):
-        steps = min(steps, int(sized.max_steps))
-    if spec.name not in probes:
-        probes[spec.name] = probe_step_seconds(spec, min(batch, PROBE_BATCH)) * batch / min(batch, PROBE_BATCH)
-    return steps * probes[spec.name], "probe (the student's training only)"
 
 
 def plan_new_synthetic(requests: Sequence[RunRequest], registry: Registry, size: str, seed: int = 0) -> Plan:
@@ -194,7 +201,7 @@ def plan_new_synthetic(requests: Sequence[RunRequest], registry: Registry, size:
     root = default_synth_dir(size, seed, requests[0].home if requests else None)
     plan = Plan(data=f"synth-tau22-{size}, to be generated ({clips:,} clips) at {root}")
     plan.caches.append(PlannedCache(f"data set synth-tau22-{size} (24-bit wav)", root, clips * SAMPLE_RATE * 3, False))
-    probes: dict[str, float] = {}
+    estimator = _Estimator(train_clips.__getitem__)  # no records of a set not generated yet: probes only
     home = resolve_home(requests[0].home) if requests else None
     for request in requests:
         spec = registry.get(request.system)
@@ -204,7 +211,7 @@ def plan_new_synthetic(requests: Sequence[RunRequest], registry: Registry, size:
             plan.caches.append(PlannedCache(f"features {key}", home / "features", size_bytes, False))
         stages = _stages(system_recipe(spec), request, spec)
         n = train_clips[request.fraction]
-        seconds, how = _probe_estimate(spec, request, n, stages, probes)
+        seconds, how = estimator.probe(spec, request, n)
         plan.runs.append(PlannedRun(request.label(), False, "no record yet (new data set)", n, stages, seconds, how))
     return plan
 
