@@ -132,9 +132,22 @@ def progress_bar(enabled: bool, description: str, total: int, completed: int = 0
 
 
 def stderr_log(enabled: bool, prefix: str) -> Callable[[str], None] | None:
-    """A ``log`` callable for :func:`ascbench.training.loop.fit` that prints ``prefix: line`` on
-    stderr (the teachers' stages, which have no run log of their own); None when not ``enabled``."""
+    """A ``log`` callable for :func:`ascbench.training.loop.fit` that prints the stage's lines on
+    stderr (the teachers' stages, which have no run log of their own); None when not ``enabled``.
+
+    ``prefix`` (the stage) heads the first line alone and the lines follow indented, not
+    ``prefix: line`` on every line: a stage name of 20-35 characters before an epoch line of
+    60-75 made every line fold in an 80-column terminal."""
     if not enabled:
         return None
     console = live_console() or Console(stderr=True)
-    return lambda line: console.print(f"{prefix}: {line}", highlight=False)
+    headed = False
+
+    def log(line: str) -> None:
+        nonlocal headed
+        if not headed:
+            console.print(f"{prefix}:", highlight=False)
+            headed = True
+        console.print(f"  {line}", highlight=False)
+
+    return log

@@ -58,3 +58,26 @@ def test_a_finished_run_gets_one_result_line(tiny_synth_root, tmp_path) -> None:
     assert outcome.record is not None
     assert f"done cp-mobile split25 seed0: accuracy {outcome.record.metrics.accuracy * 100:.1f} %" in text
     assert "runs" in text and "1/1" in text
+
+
+def test_a_teacher_stage_logs_whole_epoch_lines_at_80_columns(tmp_path, capsys, monkeypatch) -> None:
+    """A real (tiny) teacher fine-tuning logs through its stage's stderr log: the stage heads its
+    lines once and each epoch line stays whole in an 80-column terminal (it folded when every
+    line carried the stage's name)."""
+    import re
+
+    import numpy as np
+
+    from ascbench.distill.teachers.finetune import FinetuneConfig, finetune_teacher
+    from test_faults_teacher_resume import new_classifier, tone_clips, waves
+
+    monkeypatch.setenv("COLUMNS", "80")
+    clips, labels = tone_clips(16, seed=3)
+    config = FinetuneConfig(epochs=2, batch_size=8, lr=3e-3, encoder_lr=1e-3, warmup_fraction=0.5)
+    finetune_teacher(new_classifier(), waves(clips, tmp_path / "waves"), np.arange(16), labels, config, seed=0, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines.count("teacher fine-tuning:") == 1
+    epochs = [line for line in lines if "epoch" in line and "/2" in line]
+    assert len(epochs) == 2
+    for line in epochs:
+        assert re.fullmatch(r"  epoch \d/2: loss [\d.]+, accuracy [\d.]+, lr \S+, \d+ clips/s, [\d.]+ s", line), line
