@@ -1,13 +1,15 @@
 """What the waveform time roll costs against the frame roll, per training step, side by side.
 
-    python benchmarks/bench_roll.py [--home HOME] [--rounds 5] [--batch 256] [--out benchmarks/time_roll.csv]
+    python benchmarks/bench_roll.py [--home HOME] [--rounds 5] [--batch 256] [--memory-reuse] [--out benchmarks/time_roll.csv]
 
 On synth-tau22 small (generated in HOME if missing, its caches built once): one optimizer step
 of cp-mobile on a batch of the split25 training clips, with the input pipeline of the ``dcase``
 recipe (time roll, frequency mask 48, Freq-MixStyle), the roll taken either way: ``frames`` (the
 cached log-mel rolled by whole frames) or ``waveform`` (the cached 32 kHz waveform rolled by
 whole samples, the batch's mel recomputed). The two alternate, ``rounds`` times each, after a
-warm-up step each; one CSV row per step: roll, round, seconds, clips_per_second.
+warm-up step each; one CSV row per step: roll, round, seconds, clips_per_second. With
+``--memory-reuse`` the steps run with freed memory kept in the process, as in ascbench's
+training loop (without it, glibc maps and zero-fills every big tensor anew on every step).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ascbench.data.resolve import resolve_data
 from ascbench.features.cache import CachedFeatures, load_features
 from ascbench.features.frontends import RawWaveform
 from ascbench.systems import discover
+from ascbench.training.allocator import reuse_freed_memory
 from ascbench.training.config import get_profile
 from ascbench.training.inputs import InputPipeline
 
@@ -110,6 +113,9 @@ def arguments(doc: str, csv_name: str) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name(csv_name))
     parser.add_argument("--epoch-rounds", type=int, default=2, help="whole epochs per arm, where a benchmark times them")
+    parser.add_argument("--memory-reuse", action="store_true",
+                        help="run every arm inside ascbench.training.allocator.reuse_freed_memory, as ascbench's "
+                             "training loop runs on a CPU (glibc's defaults otherwise, as a plain PyTorch loop runs)")  # fmt: skip
     return parser.parse_args()
 
 
@@ -119,7 +125,9 @@ def main() -> None:
     bench = step_bench(args.home, args.batch)
     rng = np.random.default_rng(0)
     arms = {roll: (lambda p=bench.pipeline(roll): p.train_inputs(bench.rows, None, rng)) for roll in ("frames", "waveform")}
-    report(alternate(bench, arms, args.rounds, "roll"), "roll", args.out, len(bench.rows))
+    with reuse_freed_memory(args.memory_reuse):
+        results = alternate(bench, arms, args.rounds, "roll")
+    report(results, "roll", args.out, len(bench.rows))
 
 
 if __name__ == "__main__":
