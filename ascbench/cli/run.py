@@ -129,7 +129,7 @@ def run(
     seeds: Annotated[str, typer.Option("--seeds", rich_help_panel=DATA_PANEL, help="Comma-separated seeds; each seed is a separate run and record.")] = "0",
     data: Annotated[Optional[str], typer.Option("--data", rich_help_panel=DATA_PANEL, help="A TAU22-layout directory, or synth-tau22 (default: the small synthetic set, generated if missing), synth-tau22-tiny|small|medium.")] = None,
     profile: Annotated[str, typer.Option("--profile", "-p", rich_help_panel=TRAINING_PANEL, help="Training profile: smoke (seconds, tests), quick (CPU default, minutes), dcase (official 150-epoch recipe, for a GPU).")] = "quick",
-    device: Annotated[str, typer.Option("--device", rich_help_panel=EXECUTION_PANEL, help="auto (CUDA with mixed precision if present, else CPU), cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option("--device", rich_help_panel=EXECUTION_PANEL, help="auto (CUDA if present, else CPU), cpu or cuda. On CUDA the quick profile trains in mixed precision and dcase in fp32, as the official recipe does (--set amp=bf16|fp16|off chooses).")] = "auto",
     force: Annotated[bool, typer.Option("--force", rich_help_panel=EXECUTION_PANEL, help="Rerun runs whose complete record already exists.")] = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", rich_help_panel=TRAINING_PANEL, help="Evaluate these trained weights instead of training (one system only).")] = None,
     teacher: Annotated[Optional[str], typer.Option("--teacher", rich_help_panel=TEACHERS_PANEL, help=TEACHER_HELP)] = None,
