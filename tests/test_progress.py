@@ -81,3 +81,29 @@ def test_a_teacher_stage_logs_whole_epoch_lines_at_80_columns(tmp_path, capsys, 
     assert len(epochs) == 2
     for line in epochs:
         assert re.fullmatch(r"  epoch \d/2: loss [\d.]+, accuracy [\d.]+, lr \S+, \d+ clips/s, [\d.]+ s", line), line
+
+
+def test_the_runs_bar_names_the_system_and_shows_split_and_seed_whole_at_80_columns(tmp_path, monkeypatch) -> None:
+    """The runs bar's 30-column description cut "hubert-mobilenetv2 split25 seed0" to
+    "hubert-mobilenetv2 spli…": the split and seed now sit in the status column."""
+    from rich.progress import Progress
+
+    from ascbench.progress import _columns
+    from ascbench.runner import local
+    from ascbench.runner.request import RunRequest
+    from ascbench.systems import discover
+
+    monkeypatch.setattr(local, "grid_eta", lambda requests, registry: None)  # no estimate: this test is about the label
+    request = RunRequest("hubert-mobilenetv2", tmp_path, 0.25, 0, profile="smoke", home=tmp_path)
+    progress = Progress(*_columns())
+    bar = local.RunsBar(progress, [request], discover())
+
+    def shown() -> str:
+        out = io.StringIO()
+        Console(file=out, width=80, color_system=None).print(progress.make_tasks_table(progress.tasks))
+        return out.getvalue()
+
+    bar.start(0, request)
+    assert "runs · hubert-mobilenetv2" in shown() and "split25 seed0" in shown()
+    bar.finish(0, computed=True)
+    assert "split25" not in shown() and "1/1" in shown()

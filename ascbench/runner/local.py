@@ -88,7 +88,10 @@ class RunsBar:
 
     def start(self, index: int, request: RunRequest) -> None:
         if self._live is not None:
-            self._live.update(self._task, description=f"[bold]runs[/] · {escape(request.label())}")
+            # the system in the description, the split and seed in the status column: the whole
+            # label in the 30-column description cut "hubert-mobilenetv2 split25 seed0" to "spl…"
+            where = request.label().removeprefix(request.recorded_system).strip()
+            self._live.update(self._task, description=f"[bold]runs[/] · {escape(request.recorded_system)}", status=escape(where))
         if self._eta is not None:
             self._eta.start(index)
 
@@ -96,7 +99,7 @@ class RunsBar:
         if self._eta is not None:
             self._eta.finish(index, computed)
         if self._live is not None:
-            self._live.update(self._task, advance=1, description="[bold]runs[/]")
+            self._live.update(self._task, advance=1, description="[bold]runs[/]", status="")
 
 
 def grid_eta(requests: Sequence[RunRequest], registry: Registry) -> GridEta | None:
