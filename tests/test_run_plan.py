@@ -73,3 +73,22 @@ def test_the_runs_bar_estimates_each_run_as_the_plan_does(recorded_home: Path, t
     planned = plan_runs(requests, registry).runs
     assert from_records == pytest.approx(planned[0].seconds)  # the same records, the same estimate
     assert probed is not None and probed > 0  # no record of mobilenetv2: a probe
+
+
+def test_a_probed_run_adds_evaluation_and_int8_from_a_record_of_another_profile(
+    recorded_home: Path, tiny_synth_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe times the student's training only; evaluation and int8 score the same network on
+    the same test clips at every profile, so the smoke record's times complete a quick estimate
+    (a smoke run estimated at 1 s took 15-30 s before)."""
+    from ascbench.results.store import ResultsStore
+    from ascbench.runner import plan
+
+    monkeypatch.setattr(plan, "probe_step_seconds", lambda spec, batch: 0.0)  # training costs nothing: what is left is scoring
+    [record] = ResultsStore(recorded_home).iter_records(system="cp-mobile")
+    scoring = record.timings["eval_s"] + record.timings["complexity_s"]
+    [planned] = plan_runs([RunRequest("cp-mobile", tiny_synth_root, 0.25, 0, profile="quick", home=recorded_home)], discover()).runs
+    assert planned.estimated_by == "probe (the student's training) + records (evaluation, int8)"
+    assert scoring > 0 and planned.seconds == pytest.approx(scoring)
+    [other] = plan_runs([RunRequest("mobilenetv2", tiny_synth_root, 0.25, 0, profile="quick", home=recorded_home)], discover()).runs
+    assert other.estimated_by == "probe (the student's training only)" and other.seconds == 0.0  # no record of it: training only

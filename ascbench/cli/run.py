@@ -263,7 +263,8 @@ def print_plan(plan) -> None:
     console.print(f"[bold]{computing} of {len(plan.runs)} run(s) compute, about {plan.seconds:,.0f} s "
                   f"({plan.seconds / 60:,.1f} min) on this machine; {plan.new_bytes / 1e6:,.0f} MB of new caches.[/]", highlight=False)  # fmt: skip
     console.print("Estimates: from this machine's records of the system (seconds per training clip), else from a few "
-                  "optimizer steps timed here, which cover the student's training only.", highlight=False)  # fmt: skip
+                  "optimizer steps timed here, which cover the student's training, plus evaluation and int8 where "
+                  "another record of the system has timed them.", highlight=False)  # fmt: skip
 
 
 def run_settings(

@@ -146,6 +146,7 @@ class _Estimator:
     dataset: Dataset | None = None
     probes: dict[str, float] = field(default_factory=dict)
     rates: dict[tuple[str, str], tuple[float | None, str]] = field(default_factory=dict)
+    scoring: dict[str, float | None] = field(default_factory=dict)
 
     def estimate(self, request: RunRequest, spec: SystemSpec) -> tuple[float, str]:
         """Seconds for ``request`` and how they were estimated."""
@@ -172,7 +173,21 @@ class _Estimator:
             steps = min(steps, int(sized.max_steps))
         if spec.name not in self.probes:
             self.probes[spec.name] = probe_step_seconds(spec, min(batch, PROBE_BATCH)) * batch / min(batch, PROBE_BATCH)
-        return steps * self.probes[spec.name], "probe (the student's training only)"
+        seconds = steps * self.probes[spec.name]
+        scoring = self.scoring_seconds(spec.name)
+        if scoring is None:
+            return seconds, "probe (the student's training only)"
+        return seconds + scoring, "probe (the student's training) + records (evaluation, int8)"
+
+    def scoring_seconds(self, system: str) -> float | None:
+        """Evaluation and int8 seconds of ``system`` from this machine's records of the data set,
+        at any profile and split: they score the same network on the same test clips whatever the
+        training was. Without them a probe misses what dominates a short run (``smoke``: 1 s of
+        training against 10-25 s of evaluation and int8)."""
+        if system not in self.scoring:
+            found = None if self.store is None or self.dataset is None else _recorded_scoring_seconds(self.store, system, self.dataset)
+            self.scoring[system] = found
+        return self.scoring[system]
 
 
 def _plan_one(request: RunRequest, spec: SystemSpec, registry: Registry, store: ResultsStore, estimator: _Estimator) -> PlannedRun:
@@ -246,6 +261,16 @@ def _recorded_seconds_per_clip(store: ResultsStore, system: str, profile: str, d
     if not rates:
         return None, ""
     return statistics.median(rates), f"records ({len(rates)} on this machine)"
+
+
+def _recorded_scoring_seconds(store: ResultsStore, system: str, dataset: Dataset) -> float | None:
+    """Median evaluation + int8 seconds of ``system``'s records of ``dataset`` made on this machine."""
+    host = socket.gethostname()
+    seconds = [record.timings["eval_s"] + record.timings["complexity_s"]
+               for record in store.iter_records(dataset=dataset.name, system=system)
+               if record.key.dataset_fingerprint == dataset.fingerprint and record.provenance.get("hostname") == host
+               and "eval_s" in record.timings and "complexity_s" in record.timings]  # fmt: skip
+    return statistics.median(seconds) if seconds else None
 
 
 def probe_step_seconds(spec: SystemSpec, batch: int, clock: Callable[[], float] = time.perf_counter) -> float:
