@@ -90,8 +90,7 @@ class RunsBar:
         if self._live is not None:
             # the system in the description, the split and seed in the status column: the whole
             # label in the 30-column description cut "hubert-mobilenetv2 split25 seed0" to "spl…"
-            where = request.label().removeprefix(request.recorded_system).strip()
-            self._live.update(self._task, description=f"[bold]runs[/] · {escape(request.recorded_system)}", status=escape(where))
+            self._live.update(self._task, description=f"[bold]runs[/] · {escape(request.recorded_system)}", status=escape(request.where()))
         if self._eta is not None:
             self._eta.start(index)
 

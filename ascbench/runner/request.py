@@ -74,9 +74,13 @@ class RunRequest:
     def recorded_system(self) -> str:
         return recorded_name(self.system, self.options, self.checkpoint)
 
-    def label(self) -> str:
+    def where(self) -> str:
+        """The split, seed and (when not the default) task: the label without the system."""
         task = "" if self.task == DEFAULT_TASK else f" {self.task}"
-        return f"{self.recorded_system} split{round(self.fraction * 100)} seed{self.seed}{task}"
+        return f"split{round(self.fraction * 100)} seed{self.seed}{task}"
+
+    def label(self) -> str:
+        return f"{self.recorded_system} {self.where()}"
 
 
 @dataclass
