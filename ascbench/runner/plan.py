@@ -21,7 +21,7 @@ import math
 import socket
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from ascbench.data.reader import load_dataset, load_split
 from ascbench.features.cache import STORAGE_DTYPE, cache_dir
 from ascbench.paths import resolve_home
 from ascbench.recipes.base import effective_config, options_type
+from ascbench.results.record import Record
 from ascbench.results.store import ResultsStore
 from ascbench.runner.execute import prepare_run, recorded_outcome, system_recipe
 from ascbench.runner.request import RunRequest
@@ -251,13 +252,8 @@ def _recorded_seconds_per_clip(store: ResultsStore, system: str, profile: str, d
                                train_clips_of: Callable[[float], int]) -> tuple[float | None, str]:  # fmt: skip
     """Median wall seconds per training clip of this system's records of ``dataset`` at ``profile``
     made on this machine (by host name), with how many there were."""
-    host = socket.gethostname()
-    rates = []
-    for record in store.iter_records(dataset=dataset.name, system=system, profile=profile):
-        total = record.timings.get("total_s")
-        if record.key.dataset_fingerprint != dataset.fingerprint or record.provenance.get("hostname") != host or not total:
-            continue
-        rates.append(total / train_clips_of(record.key.fraction))
+    rates = [record.timings["total_s"] / train_clips_of(record.key.fraction)
+             for record in _this_machines_records(store, dataset, system, profile) if record.timings.get("total_s")]
     if not rates:
         return None, ""
     return statistics.median(rates), f"records ({len(rates)} on this machine)"
@@ -265,12 +261,18 @@ def _recorded_seconds_per_clip(store: ResultsStore, system: str, profile: str, d
 
 def _recorded_scoring_seconds(store: ResultsStore, system: str, dataset: Dataset) -> float | None:
     """Median evaluation + int8 seconds of ``system``'s records of ``dataset`` made on this machine."""
-    host = socket.gethostname()
-    seconds = [record.timings["eval_s"] + record.timings["complexity_s"]
-               for record in store.iter_records(dataset=dataset.name, system=system)
-               if record.key.dataset_fingerprint == dataset.fingerprint and record.provenance.get("hostname") == host
-               and "eval_s" in record.timings and "complexity_s" in record.timings]  # fmt: skip
+    seconds = [record.timings["eval_s"] + record.timings["complexity_s"] for record in _this_machines_records(store, dataset, system)
+               if "eval_s" in record.timings and "complexity_s" in record.timings]  # fmt: skip
     return statistics.median(seconds) if seconds else None
+
+
+def _this_machines_records(store: ResultsStore, dataset: Dataset, system: str, profile: str | None = None) -> Iterator[Record]:
+    """``system``'s records of this very data set (by fingerprint) made on this machine (by host
+    name): another machine's timings say nothing about this one's."""
+    host = socket.gethostname()
+    for record in store.iter_records(dataset=dataset.name, system=system, profile=profile):
+        if record.key.dataset_fingerprint == dataset.fingerprint and record.provenance.get("hostname") == host:
+            yield record
 
 
 def probe_step_seconds(spec: SystemSpec, batch: int, clock: Callable[[], float] = time.perf_counter) -> float:
