@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import sys
 
 import typer
+from rich.markup import escape
 from typer.core import TyperOption
 
 from ascbench import __version__
@@ -16,6 +18,8 @@ from ascbench.cli import results as results_cli
 from ascbench.cli import run as run_cli
 from ascbench.cli import systems as systems_cli
 from ascbench.cli import tasks as tasks_cli
+from ascbench.cli.common import err_console
+from ascbench.cli.native_libraries import native_library_problem
 
 app = typer.Typer(
     name="ascbench",
@@ -79,3 +83,17 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """ascbench: train or load ASC systems under identical splits and measure them honestly."""
+
+
+def main() -> None:
+    """The ``ascbench`` console script: the app, with one line instead of a traceback when the
+    machine lacks a native library torch or torchaudio needs (the program is fine, the system is
+    not; :mod:`ascbench.cli.native_libraries`). Any other error keeps its traceback."""
+    try:
+        app()
+    except OSError as error:
+        problem = native_library_problem(error)
+        if problem is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
