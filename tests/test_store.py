@@ -249,6 +249,7 @@ def test_collect_records_versions_device_and_command(run) -> None:
     import torch
 
     assert prov["device"]["cpu_count"] == os.cpu_count()
+    assert prov["device"]["machine"] == platform.machine()  # x86_64 and aarch64 draw other numbers
     assert prov["device"]["cuda"] == (torch.cuda.get_device_name() if torch.cuda.is_available() else None)
     assert prov["command"] == ["ascbench", "run", "--models", "cp-mobile", "--seeds", "1"]
     assert prov["config"] == {"lr": 1e-3, "epochs": 2, "batch_size": 32}

@@ -130,8 +130,11 @@ def package_versions() -> dict[str, str | None]:
 
 
 def device_info() -> dict[str, Any]:
-    """CPU model and core count, and the name of the current CUDA device when one is visible."""
-    info: dict[str, Any] = {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "cuda": None}
+    """CPU model, architecture and core count, and the name of the current CUDA device when one is
+    visible. The architecture is its own field because the same seed draws other numbers on an
+    x86_64 and an aarch64 CPU, and the CPU name does not tell them apart (aarch64 Linux has no
+    model name to read; under emulation, /proc/cpuinfo names the host's CPU)."""
+    info: dict[str, Any] = {"cpu": _cpu_model(), "machine": platform.machine() or None, "cpu_count": os.cpu_count(), "cuda": None}
     try:
         import torch
 
