@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ascbench.cli.main import app
 from ascbench.results.store import ResultsStore
+from records_factory import make_record
 
 runner = CliRunner()
 
@@ -81,6 +82,31 @@ def test_rerun_skips_and_force_reproduces_bit_identical_metrics(tiny_synth_root:
     forced = _run(home, tiny_synth_root, "--models", "cp-mobile", "--force")
     assert forced[0]["notes"]["resumed_from_epoch"] == 0  # retrained, not resumed from the finished run's checkpoint
     assert json.dumps(forced[0]["metrics"], sort_keys=True) == json.dumps(first[0]["metrics"], sort_keys=True)
+
+
+def test_the_leaderboard_finds_a_run_by_the_directory_run_was_given(tiny_synth_root: Path, tmp_path: Path) -> None:
+    """`leaderboard --data DIR` with the DIR `run --data` was given shows that run: records carry
+    the data set's name (synth-tau22-tiny), which the user never typed, and `--data DIR` found
+    nothing. The directory stands for its content: a record of other data under the same name is
+    left out, which `--data NAME` keeps."""
+    home = tmp_path / "home"
+    (real,) = _run(home, tiny_synth_root, "--models", "cp-mobile")
+    ResultsStore(home).write(*make_record("other-copy", dataset=real["key"]["dataset"], fingerprint="0123456789abcdef"))
+
+    def board(data: str) -> str:
+        result = runner.invoke(app, ["leaderboard", "--data", data, "--format", "csv", "--home", str(home), "--resamples", "100"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    by_directory = board(str(tiny_synth_root))
+    assert "cp-mobile" in by_directory and "other-copy" not in by_directory
+    by_name = board(real["key"]["dataset"])
+    assert "cp-mobile" in by_name and "other-copy" in by_name
+    unknown = runner.invoke(app, ["leaderboard", "--data", "tau22", "--home", str(home)])
+    assert unknown.exit_code == 1
+    said = " ".join(unknown.output.split())
+    assert "it has records of" in said
+    assert f"{real['key']['dataset']} [0123456789abcdef]" in said and f"{real['key']['dataset']} [{real['key']['dataset_fingerprint']}]" in said
 
 
 def test_bad_fraction_and_unknown_system_are_clear_errors(tiny_synth_root: Path, tmp_path: Path) -> None:

@@ -101,3 +101,17 @@ SUBMISSIONS_HELP = (
 )
 """The truth about ``--submissions`` (:func:`ascbench.systems.registry.submission_folders`): it
 replaces the default folders, it does not add to them."""
+
+
+def recorded_data_option(data: str | None) -> tuple[str | None, str | None]:
+    """``--data``: a recorded name, or the directory ``run --data`` was given (its name and
+    fingerprint); a broken directory is an error line naming its file."""
+    if data is None:
+        return None, None
+    from ascbench.data.reader import DataError
+    from ascbench.data.resolve import recorded_data
+
+    try:
+        return recorded_data(data)
+    except (DataError, FileNotFoundError) as error:
+        fail(f"--data {data}: {error}")

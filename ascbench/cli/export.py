@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, err_console, examples, fail
+from ascbench.cli.common import SUBMISSIONS_HELP, HomeOption, console, err_console, examples, fail, recorded_data_option
 
 EXPORT_EXAMPLES = examples(
     ("ascbench export dcase --system cp-mobile --out pkg/", "a DCASE 2024 package of the dev-test outputs"),
@@ -27,7 +27,7 @@ app = typer.Typer(
 SystemOption = Annotated[str, typer.Option("--system", "-s", help="Registered system name (see `ascbench systems`), or a recorded one as `ascbench leaderboard` shows it (hubert-mobilenetv2~no-qat, ...@teacher-...).")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu or cuda.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Clips per forward pass.")]
-DataOption = Annotated[Optional[str], typer.Option("--data", help="Data set name as recorded (tau22, synth-tau22-small, ...); needed when records of several exist.")]
+DataOption = Annotated[Optional[str], typer.Option("--data", help="The data set: the directory `run --data` was given, or its name as recorded (tau22, synth-tau22-small, ...); needed when records of several exist.")]
 ProfileOption = Annotated[Optional[str], typer.Option("--profile", "-p", help="Training profile of the runs to export; needed when several were recorded.")]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="YAML file with label, index, name, abbreviation, authors (lastname, firstname, email, corresponding, affiliation: abbreviation/institute/department/location), source_code, external_datasets, description fields.")]
 LabelOption = Annotated[Optional[str], typer.Option("--label", help="Submission label Lastname_INST_task1_N (default: formed from the corresponding author).")]
@@ -188,7 +188,7 @@ def dcase(
         spec = None  # the records alone describe a system that is no longer installed
     try:
         result = export_dcase(
-            system, out, info, spec=spec, home=home, data=data, profile=profile, seed=seed, eval_audio=eval_audio,
+            system, out, info, spec=spec, home=home, data=recorded_data_option(data)[0], profile=profile, seed=seed, eval_audio=eval_audio,
             weights=weights, batch_size=batch_size, device=_device(device), progress=not no_progress, console=err_console,
             warn=lambda message: err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False),
         )
@@ -228,8 +228,8 @@ def dcase2025(
 
     info = _submission_info(config, label, index, None, None, None, author_lastname, None, None, author_abbreviation, None, None, None)
     try:
-        result = export_dcase2025(system, out, label=info.resolved_label(), spec=_spec(system, submissions, home), home=home, data=data,
-                                  profile=profile, seed=seed, weights=weights)  # type: ignore[arg-type]  # fmt: skip
+        result = export_dcase2025(system, out, label=info.resolved_label(), spec=_spec(system, submissions, home), home=home,
+                                  data=recorded_data_option(data)[0], profile=profile, seed=seed, weights=weights)  # type: ignore[arg-type]  # fmt: skip
     except (ExportError, PackageError, SubmissionConfigError, CheckpointError, FileNotFoundError) as error:
         fail(str(error))
     for message in result.warnings:

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ascbench.cli.common import OUTPUT_PANEL, RECORDS_PANEL, HomeOption, console, err_console, examples, fail, home_option, print_wide
+from ascbench.cli.common import (
+    OUTPUT_PANEL,
+    RECORDS_PANEL,
+    HomeOption,
+    console,
+    err_console,
+    examples,
+    fail,
+    home_option,
+    print_wide,
+    recorded_data_option,
+)
 from ascbench.tasks import DEFAULT_TASK, get_task
+
+if TYPE_CHECKING:
+    from ascbench.results.store import ResultsStore
 
 EXPORT_DIR = Path("leaderboards")
 RecordsHome = home_option(RECORDS_PANEL)
@@ -37,15 +51,24 @@ def _records(home: Path | None, data: str | None, fraction: str | None, profile:
     store = ResultsStore(home)
     for invalid in store.invalid_records():
         err_console.print(f"[yellow]skipped unusable record[/] {escape(str(invalid.path))}: {escape(invalid.reason)}", highlight=False)
+    name, fingerprint = recorded_data_option(data)
     try:
-        records = list(store.iter_records(dataset=data, fraction=fraction, profile=profile, task=task))
+        records = list(store.iter_records(dataset=name, fraction=fraction, profile=profile, task=task))
     except ValueError as error:
         fail(str(error))
+    if fingerprint is not None:
+        records = [r for r in records if r.key.dataset_fingerprint == fingerprint]
     if systems:
         records = [r for r in records if any(fnmatchcase(r.key.system, p) for p in patterns(systems))]
     if seeds:
         records = [r for r in records if r.key.seed in seeds]
     return store, records
+
+
+def _recorded_data_sets(store: ResultsStore) -> list[str]:
+    """``name [fingerprint]`` of every data set this store has records of, for an error that says
+    what there is to ask for."""
+    return sorted({f"{r.key.dataset} [{r.key.dataset_fingerprint}]" for r in store.iter_records(task=None)})
 
 
 def patterns(systems: str) -> list[str]:
@@ -63,7 +86,7 @@ LEADERBOARD_EXAMPLES = examples(
 
 
 def leaderboard(
-    data: Annotated[Optional[str], typer.Option("--data", rich_help_panel=RECORDS_PANEL, help="Only this data set, by the name records carry (e.g. synth-tau22-small, tau22).")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", rich_help_panel=RECORDS_PANEL, help="Only this data set: the directory `run --data` was given (its content), or the name records carry (synth-tau22-small, tau22, tau22-layout-DIR).")] = None,
     fraction: Annotated[Optional[str], typer.Option("--fraction", rich_help_panel=RECORDS_PANEL, help="Only this training fraction (0.05, 0.1, 0.25, 0.5, 1.0 or 5 ... 100), or 'all' for the DCASE rank-score table: one accuracy column per split and their mean.")] = None,
     profile: Annotated[Optional[str], typer.Option("--profile", rich_help_panel=RECORDS_PANEL, help="Only this training profile (smoke, quick, dcase).")] = None,
     systems: Annotated[Optional[str], typer.Option("--systems", rich_help_panel=RECORDS_PANEL, help=f"Only these systems: {SYSTEMS_PATTERN_HELP}.")] = None,
@@ -113,7 +136,9 @@ def leaderboard(
     if not records:
         wanted = ", ".join(f"{k}={v}" for k, v in (("task", None if task == DEFAULT_TASK else task), ("data", data), ("fraction", fraction), ("profile", profile), ("systems", systems),
                                                     ("seeds", seeds)) if v)  # fmt: skip
-        fail(f"no run records{' with ' + wanted if wanted else ''} in {store.root}; run `ascbench run` first", code=1)
+        present = _recorded_data_sets(store) if data else []
+        there = f"; it has records of {', '.join(present)}" if present else ""
+        fail(f"no run records{' with ' + wanted if wanted else ''} in {store.root}{there}; run `ascbench run` first", code=1)
 
     if export:
         boards = build_leaderboards(records, store, n_resamples=resamples)

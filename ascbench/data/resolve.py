@@ -45,3 +45,20 @@ def pending_synthetic(data: str | Path | None, home: Path | str | None = None) -
         return None
     config = SynthConfig.preset(size, 0)
     return None if is_complete(default_synth_dir(size, 0, home), config) else size
+
+
+def recorded_data(value: str) -> tuple[str, str | None]:
+    """``--data`` of a command that reads records: the name records carry and, for a directory,
+    its content fingerprint.
+
+    Why a directory is accepted: ``run --data DIR`` is how a user names the data, so the same
+    value must find that run's records; records carry the data set's *name* (``tau22-layout-DIR``,
+    ``synth-tau22-tiny``), which the user never typed. A directory stands for exactly its
+    content (name and fingerprint), so another copy with other labels is not mixed in."""
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        return value, None
+    from ascbench.data.reader import load_dataset
+
+    dataset = load_dataset(path)
+    return dataset.name, dataset.fingerprint
