@@ -274,3 +274,28 @@ def test_a_recorded_name_exports_with_its_systems_model_and_a_hint_that_reruns_i
         assert "/models/" not in written.read_text() and str(tmp_path) not in written.read_text(), written
     with pytest.raises(ExportError, match=r"no records of system 'cp-mobile~no-adir'.* a row with run options \(an ablation, a teacher\) is run with those options"):
         export_dcase("cp-mobile~no-adir", tmp_path / "none", info(), home=home, progress=False)
+
+
+def test_export_takes_the_directory_run_was_given(spec, tmp_path, tiny_synth_root):
+    """`export dcase --data DIR` with the DIR `run --data` was given exports that data's runs:
+    records carry the data set's name, not the directory (which used to find nothing), and the
+    directory stands for its content, so a run on other data under the same name is left out."""
+    from ascbench.cli.main import app
+    from ascbench.data.resolve import recorded_data
+
+    name, fingerprint = recorded_data(str(tiny_synth_root))
+    home = tmp_path / "home"
+    store = ResultsStore(home)
+    for seed, content in ((0, fingerprint), (1, "0123456789abcdef")):
+        record, predictions = make_record("cp-mobile", seed=seed, dataset=name, fingerprint=content)
+        model_path = home / "checkpoints" / record.key.slug() / "model.pt"
+        save_trained_model(spec.build_model(), spec, model_path, meta={"run": record.key.slug()})
+        record.artifacts["model"] = str(model_path.relative_to(home))
+        store.write(record, predictions)
+    flags = ["--author-lastname", "Doe", "--author-firstname", "Jane", "--author-email", "j@x.org", "--author-abbreviation", "TU"]
+    result = CliRunner().invoke(app, ["export", "dcase", "--system", "cp-mobile", "--data", str(tiny_synth_root), "--out",
+                                      str(tmp_path / "pkg"), "--home", str(home), "--no-progress", *flags])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "split_25 (seed 0)" in said
+    assert "seeds [0, 1]" not in said  # the other content's seed-1 run was never a candidate

@@ -170,6 +170,7 @@ def dcase(
 
     info = _submission_info(config, label, index, name, abbreviation, source_code, author_lastname, author_firstname, author_email,
                             author_abbreviation, author_institute, author_department, author_location)  # fmt: skip
+    data_name, data_fingerprint = recorded_data_option(data)
     try:
         registry = discover(submissions)
     except SystemLoadError as error:  # a --submissions / $ASCBENCH_SUBMISSIONS folder that is not there
@@ -188,7 +189,7 @@ def dcase(
         spec = None  # the records alone describe a system that is no longer installed
     try:
         result = export_dcase(
-            system, out, info, spec=spec, home=home, data=recorded_data_option(data)[0], profile=profile, seed=seed, eval_audio=eval_audio,
+            system, out, info, spec=spec, home=home, data=data_name, data_fingerprint=data_fingerprint, profile=profile, seed=seed, eval_audio=eval_audio,
             weights=weights, batch_size=batch_size, device=_device(device), progress=not no_progress, console=err_console,
             warn=lambda message: err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False),
         )
@@ -227,9 +228,10 @@ def dcase2025(
     from ascbench.systems.checkpoint import CheckpointError
 
     info = _submission_info(config, label, index, None, None, None, author_lastname, None, None, author_abbreviation, None, None, None)
+    data_name, data_fingerprint = recorded_data_option(data)
     try:
-        result = export_dcase2025(system, out, label=info.resolved_label(), spec=_spec(system, submissions, home), home=home,
-                                  data=recorded_data_option(data)[0], profile=profile, seed=seed, weights=weights)  # type: ignore[arg-type]  # fmt: skip
+        result = export_dcase2025(system, out, label=info.resolved_label(), spec=_spec(system, submissions, home), home=home, data=data_name,
+                                  data_fingerprint=data_fingerprint, profile=profile, seed=seed, weights=weights)  # type: ignore[arg-type]  # fmt: skip
     except (ExportError, PackageError, SubmissionConfigError, CheckpointError, FileNotFoundError) as error:
         fail(str(error))
     for message in result.warnings:

@@ -53,11 +53,9 @@ def _records(home: Path | None, data: str | None, fraction: str | None, profile:
         err_console.print(f"[yellow]skipped unusable record[/] {escape(str(invalid.path))}: {escape(invalid.reason)}", highlight=False)
     name, fingerprint = recorded_data_option(data)
     try:
-        records = list(store.iter_records(dataset=name, fraction=fraction, profile=profile, task=task))
+        records = list(store.iter_records(dataset=name, fraction=fraction, profile=profile, task=task, fingerprint=fingerprint))
     except ValueError as error:
         fail(str(error))
-    if fingerprint is not None:
-        records = [r for r in records if r.key.dataset_fingerprint == fingerprint]
     if systems:
         records = [r for r in records if any(fnmatchcase(r.key.system, p) for p in patterns(systems))]
     if seeds:

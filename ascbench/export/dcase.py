@@ -99,13 +99,14 @@ def select_records(
     data: str | None = None,
     profile: str | None = None,
     seed: int | None = None,
+    data_fingerprint: str | None = None,
 ) -> tuple[dict[int, Record], list[str]]:
     """One record per split present (the given seed, else the lowest), and warnings.
 
     Records of several data sets or profiles are never mixed: the user must pick one.
     """
-    records = list(store.iter_records(dataset=data, system=system, profile=profile))
-    filters = "".join(f", {k} {v!r}" for k, v in (("data set", data), ("profile", profile)) if v is not None)
+    records = list(store.iter_records(dataset=data, system=system, profile=profile, fingerprint=data_fingerprint))
+    filters = "".join(f", {k} {v!r}" for k, v in (("data set", data), ("fingerprint", data_fingerprint), ("profile", profile)) if v is not None)
     if not records:
         where = "".join(f" {flag} {value}" for flag, value in (("--data", _run_data(data)), ("--profile", profile)) if value)
         raise ExportError(
@@ -152,6 +153,7 @@ def export_dcase(
     spec: SystemSpec | None = None,
     home: Path | str | None = None,
     data: str | None = None,
+    data_fingerprint: str | None = None,
     profile: str | None = None,
     seed: int | None = None,
     eval_audio: Path | str | None = None,
@@ -171,7 +173,7 @@ def export_dcase(
     home = resolve_home(home)
     store = ResultsStore(home)
     label = info.resolved_label()
-    records, warnings = select_records(store, system, data=data, profile=profile, seed=seed)
+    records, warnings = select_records(store, system, data=data, profile=profile, seed=seed, data_fingerprint=data_fingerprint)
     warnings += check_authors(info)
     for pct, record in sorted(records.items()):
         if outside := audio_outside_split(record):

@@ -48,11 +48,13 @@ def split_label(label: str) -> tuple[str, str, int]:
     return parts[0], parts[1], int(parts[3])
 
 
-def select_run(store: ResultsStore, system: str, *, data: str | None, profile: str | None, seed: int | None) -> tuple[Record, list[str]]:
+def select_run(
+    store: ResultsStore, system: str, *, data: str | None, profile: str | None, seed: int | None, data_fingerprint: str | None = None
+) -> tuple[Record, list[str]]:
     """The one ``dcase2025`` record to package: of ``seed``, else the lowest seed recorded.
 
     Records of several data sets or profiles are never picked between silently."""
-    records = list(store.iter_records(dataset=data, system=system, profile=profile, task=TASK))
+    records = list(store.iter_records(dataset=data, system=system, profile=profile, task=TASK, fingerprint=data_fingerprint))
     if not records:
         flags = "".join(f" --{flag} {value}" for flag, value in (("data", data), ("profile", profile)) if value)
         raise ExportError(f"no dcase2025 record of system {system!r} in {store.root}; run "
@@ -143,6 +145,7 @@ def export_dcase2025(
     spec: SystemSpec,
     home: Path | str | None = None,
     data: str | None = None,
+    data_fingerprint: str | None = None,
     profile: str | None = None,
     seed: int | None = None,
     weights: WeightPrecision = "float16",
@@ -152,7 +155,7 @@ def export_dcase2025(
     names = package_name(lastname, institute, index)
     home = resolve_home(home)
     store = ResultsStore(home)
-    record, warnings = select_run(store, system, data=data, profile=profile, seed=seed)
+    record, warnings = select_run(store, system, data=data, profile=profile, seed=seed, data_fingerprint=data_fingerprint)
     if record.key.dataset != REAL_DATASET:
         warnings.append(f"the run is on data set {record.key.dataset!r}, not the TAU22 development set: test_accuracy.json is no DCASE result")
     if outside := audio_outside_split(record):

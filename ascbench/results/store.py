@@ -184,9 +184,11 @@ class ResultsStore:
         system: str | None = None,
         profile: str | None = None,
         task: str | None = DEFAULT_TASK,
+        fingerprint: str | None = None,
     ) -> Iterator[Record]:
         """Every intact record matching the given key fields, in path order; the others are
         logged and left out (:meth:`invalid_records` lists them with their reasons).
+        ``fingerprint`` narrows ``dataset`` to one content: two folders can carry one name.
 
         Records of the default task unless ``task`` names another (None: every task): a
         ``dcase2025`` run has the same system name as the plain run it starts from, and a caller
@@ -200,6 +202,8 @@ class ResultsStore:
                 continue
             key = record.key
             if dataset is not None and key.dataset != dataset:
+                continue
+            if fingerprint is not None and key.dataset_fingerprint != fingerprint:
                 continue
             if wanted_fraction is not None and abs(key.fraction - wanted_fraction) > 1e-9:
                 continue
