@@ -92,6 +92,7 @@ def test_the_leaderboard_finds_a_run_by_the_directory_run_was_given(tiny_synth_r
     home = tmp_path / "home"
     (real,) = _run(home, tiny_synth_root, "--models", "cp-mobile")
     ResultsStore(home).write(*make_record("other-copy", dataset=real["key"]["dataset"], fingerprint="0123456789abcdef"))
+    ResultsStore(home).write(*make_record("on-the-default-set", dataset="synth-tau22-small"))
 
     def board(data: str) -> str:
         result = runner.invoke(app, ["leaderboard", "--data", data, "--format", "csv", "--home", str(home), "--resamples", "100"])
@@ -102,6 +103,7 @@ def test_the_leaderboard_finds_a_run_by_the_directory_run_was_given(tiny_synth_r
     assert "cp-mobile" in by_directory and "other-copy" not in by_directory
     by_name = board(real["key"]["dataset"])
     assert "cp-mobile" in by_name and "other-copy" in by_name
+    assert "on-the-default-set" in board("synth-tau22")  # the name `run --data` takes for the default set
     unknown = runner.invoke(app, ["leaderboard", "--data", "tau22", "--home", str(home)])
     assert unknown.exit_code == 1
     said = " ".join(unknown.output.split())

@@ -54,7 +54,10 @@ def recorded_data(value: str) -> tuple[str, str | None]:
     Why a directory is accepted: ``run --data DIR`` is how a user names the data, so the same
     value must find that run's records; records carry the data set's *name* (``tau22-layout-DIR``,
     ``synth-tau22-tiny``), which the user never typed. A directory stands for exactly its
-    content (name and fingerprint), so another copy with other labels is not mixed in."""
+    content (name and fingerprint), so another copy with other labels is not mixed in.
+    ``synth-tau22`` is the small set, as for ``run``."""
+    if value == SYNTH_NAME:
+        return f"{SYNTH_NAME}-{DEFAULT_SYNTH_SIZE}", None
     path = Path(value).expanduser()
     if not path.is_dir():
         return value, None
