@@ -270,8 +270,8 @@ def _this_machines_records(store: ResultsStore, dataset: Dataset, system: str, p
     """``system``'s records of this very data set (by fingerprint) made on this machine (by host
     name): another machine's timings say nothing about this one's."""
     host = socket.gethostname()
-    for record in store.iter_records(dataset=dataset.name, system=system, profile=profile):
-        if record.key.dataset_fingerprint == dataset.fingerprint and record.provenance.get("hostname") == host:
+    for record in store.iter_records(dataset=dataset.name, system=system, profile=profile, fingerprint=dataset.fingerprint):
+        if record.provenance.get("hostname") == host:
             yield record
 
 
